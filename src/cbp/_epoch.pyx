@@ -1,0 +1,181 @@
+"""A whole training epoch in C: shuffle, gather, forward, backward, update.
+
+The GIL is released for the entire epoch and taken back only every
+``check_every`` batches to let Python notice Ctrl-C. Every buffer (batch rows,
+activations, gradients, optimizer state) is allocated by the caller once per
+fit; nothing here allocates.
+"""
+
+from cpython.exc cimport PyErr_CheckSignals, PyErr_Clear
+from libc.math cimport isfinite
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+
+from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, forward_pass,
+                            loss_and_delta, squared_weights)
+from cbp._blas cimport floating
+from cbp._optim_step cimport OptimConfig, optimizer_step
+
+cdef enum:
+    STATUS_DONE = 0
+    STATUS_INTERRUPTED = 1
+    STATUS_DIVERGED = 2
+
+# Status codes returned by train_epoch, for the Python layer.
+DONE = STATUS_DONE
+INTERRUPTED = STATUS_INTERRUPTED
+DIVERGED = STATUS_DIVERGED
+
+
+cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
+    # SplitMix64: same integers on every platform and compiler.
+    cdef uint64_t z
+    state[0] += <uint64_t> 0x9E3779B97F4A7C15
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t bounded(uint64_t* state, uint64_t bound) noexcept nogil:
+    # Uniform in [0, bound) by rejecting the short top end of the 64-bit range.
+    cdef uint64_t threshold = (-bound) % bound
+    cdef uint64_t r = splitmix64(state)
+    while r < threshold:
+        r = splitmix64(state)
+    return r % bound
+
+
+def shuffle_indices(Py_ssize_t[::1] order, uint64_t[::1] state):
+    """Fisher-Yates shuffle of ``order`` in place with cbp's own generator."""
+    cdef Py_ssize_t i, j, tmp
+    with nogil:
+        for i in range(order.shape[0] - 1, 0, -1):
+            j = <Py_ssize_t> bounded(&state[0], <uint64_t> (i + 1))
+            tmp = order[i]
+            order[i] = order[j]
+            order[j] = tmp
+
+
+def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1] grad,
+                const floating[:, ::1] X, const floating[:, ::1] Y,
+                const floating[::1] weight,
+                Py_ssize_t[::1] order, uint64_t[::1] rng_state, bint shuffle,
+                Py_ssize_t batch_size, int loss, double l2, bint l2_per_sample,
+                dict optim_config, floating[::1] s1, floating[::1] s2,
+                floating[::1] s3, long long step, Py_ssize_t check_every,
+                floating[:, ::1] X_batch, floating[:, ::1] Y_batch,
+                floating[::1] w_batch):
+    """Run one epoch of minibatch training; return what it did.
+
+    Parameters are updated in place after each batch. ``weight`` of length 0
+    means unweighted samples. With ``l2_per_sample`` the penalty of a batch is
+    ``l2 / (2 n_batch) sum ||W||^2`` (scikit-learn's convention), otherwise
+    ``l2 / 2 sum ||W||^2``.
+
+    Returns
+    -------
+    status : int
+        ``DONE``, ``INTERRUPTED`` (Ctrl-C; parameters hold the last completed
+        batch's update) or ``DIVERGED`` (a batch loss was not finite; that batch's
+        update was not applied).
+    loss_sum : float
+        Sum over completed batches of (batch loss times batch weight).
+    weight_sum : float
+        Sum of the weights of the completed batches' samples.
+    step : int
+        The optimizer's step count after the epoch.
+    batches : int
+        Number of completed batches.
+    """
+    cdef OptimConfig cfg = optim_config
+    cdef NetSpec* spec = &layout.spec
+    cdef int L = spec.n_layers
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t k = Y.shape[1]
+    cdef Py_ssize_t n_params = params.shape[0]
+    cdef bint weighted = weight.shape[0] > 0
+    cdef floating** Z = <floating**> ws.Z
+    cdef floating** A = <floating**> ws.A
+    cdef floating** D = <floating**> ws.delta
+    cdef const floating* ones = <floating*> ws.ones
+    cdef Py_ssize_t start, rows, i, src, batches = 0
+    cdef const floating* xb
+    cdef const floating* yb
+    cdef const floating* wb
+    cdef double batch_weight, batch_loss, l2_batch
+    cdef double loss_sum = 0, weight_sum = 0
+    cdef int status = STATUS_DONE
+
+    if batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
+        raise ValueError("batch_size is larger than the preallocated buffers")
+    if n == 0 or Y.shape[0] != n or order.shape[0] != n or (weighted and weight.shape[0] != n):
+        raise ValueError("X, Y, weight and order must have the same number of rows")
+
+    with nogil:
+        if shuffle:
+            for i in range(n - 1, 0, -1):
+                src = <Py_ssize_t> bounded(&rng_state[0], <uint64_t> (i + 1))
+                start = order[i]
+                order[i] = order[src]
+                order[src] = start
+
+        start = 0
+        while start < n:
+            rows = min(batch_size, n - start)
+
+            # Gather the batch (a view of the data when nothing was shuffled).
+            if shuffle:
+                for i in range(rows):
+                    src = order[start + i]
+                    memcpy(&X_batch[i, 0], &X[src, 0], d * sizeof(floating))
+                    memcpy(&Y_batch[i, 0], &Y[src, 0], k * sizeof(floating))
+                    if weighted:
+                        w_batch[i] = weight[src]
+                xb = &X_batch[0, 0]
+                yb = &Y_batch[0, 0]
+                wb = &w_batch[0] if weighted else NULL
+            else:
+                xb = &X[start, 0]
+                yb = &Y[start, 0]
+                wb = &weight[start] if weighted else NULL
+            if wb != NULL:
+                batch_weight = 0
+                for i in range(rows):
+                    batch_weight += wb[i]
+            else:
+                batch_weight = rows
+            l2_batch = l2 / rows if l2_per_sample else l2
+
+            # Forward, loss and output delta, backward.
+            forward_pass(spec, &params[0], xb, <int> rows, Z, A)
+            batch_loss = loss_and_delta(loss, spec.activation[L - 1], <int> rows,
+                                        <int> k, Z[L - 1], A[L - 1], yb, wb,
+                                        batch_weight, D[L - 1]) / batch_weight
+            if l2_batch != 0:
+                batch_loss += 0.5 * l2_batch * squared_weights(spec, &params[0])
+            if not isfinite(batch_loss):
+                status = STATUS_DIVERGED
+                break
+            backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones, l2_batch,
+                          &grad[0])
+
+            # Update every parameter in one pass over the flat buffer.
+            step += 1
+            optimizer_step(&cfg, step, n_params, &params[0], &grad[0], &s1[0], &s2[0],
+                           &s3[0])
+            loss_sum += batch_loss * batch_weight
+            weight_sum += batch_weight
+            batches += 1
+            start += rows
+
+            if batches % check_every == 0 and start < n:
+                with gil:
+                    if PyErr_CheckSignals() == -1:
+                        PyErr_Clear()
+                        status = STATUS_INTERRUPTED
+                if status == STATUS_INTERRUPTED:
+                    break
+
+    return status, loss_sum, weight_sum, step, batches

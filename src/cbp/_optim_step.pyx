@@ -1,0 +1,121 @@
+"""One optimizer step over the flat parameter buffer, following ``torch.optim``.
+
+Each rule below is the published update of its optimizer, written in the same
+order of operations as PyTorch's single-tensor implementation so that a run
+reproduces PyTorch's trajectory. ``step`` counts from 1 and ``s1``, ``s2``,
+``s3`` are the optimizer's state buffers (their meaning depends on the rule);
+``grad`` may be overwritten.
+"""
+
+from libc.math cimport pow, sqrt
+
+import numpy as np
+
+
+cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
+                         floating* params, floating* grad, floating* s1, floating* s2,
+                         floating* s3) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double lr = cfg.lr
+    cdef double wd = cfg.weight_decay
+    cdef double g, m, v, denom, bc1, bc2_sqrt, step_size, avg, sign, prev
+    cdef double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps
+
+    if cfg.kind == OPT_SGD:
+        # s1: momentum buffer, which starts as the first gradient.
+        for i in range(n):
+            g = grad[i]
+            if wd != 0:
+                g = g + wd * params[i]
+            if cfg.momentum != 0:
+                if step == 1:
+                    m = g
+                else:
+                    m = cfg.momentum * s1[i] + (1 - cfg.dampening) * g
+                s1[i] = m
+                if cfg.nesterov:
+                    g = g + cfg.momentum * m
+                else:
+                    g = m
+            params[i] = params[i] - lr * g
+
+    elif cfg.kind == OPT_ADAM:
+        # s1: first moment, s2: second moment, s3: running maximum (amsgrad).
+        bc1 = 1 - pow(b1, <double> step)
+        bc2_sqrt = sqrt(1 - pow(b2, <double> step))
+        step_size = lr / bc1
+        for i in range(n):
+            g = grad[i]
+            if cfg.decoupled:
+                params[i] = params[i] * (1 - lr * wd)
+            elif wd != 0:
+                g = g + wd * params[i]
+            m = b1 * s1[i] + (1 - b1) * g
+            v = b2 * s2[i] + (1 - b2) * g * g
+            s1[i] = m
+            s2[i] = v
+            if cfg.amsgrad:
+                if v > s3[i]:
+                    s3[i] = v
+                v = s3[i]
+            denom = sqrt(v) / bc2_sqrt + eps
+            params[i] = params[i] - step_size * (m / denom)
+
+    elif cfg.kind == OPT_RMSPROP:
+        # s1: mean square, s2: mean gradient (centered), s3: momentum buffer.
+        for i in range(n):
+            g = grad[i]
+            if wd != 0:
+                g = g + wd * params[i]
+            v = cfg.alpha * s1[i] + (1 - cfg.alpha) * g * g
+            s1[i] = v
+            if cfg.centered:
+                m = cfg.alpha * s2[i] + (1 - cfg.alpha) * g
+                s2[i] = m
+                avg = sqrt(v - m * m) + eps
+            else:
+                avg = sqrt(v) + eps
+            if cfg.momentum > 0:
+                s3[i] = cfg.momentum * s3[i] + g / avg
+                params[i] = params[i] - lr * s3[i]
+            else:
+                params[i] = params[i] - lr * (g / avg)
+
+    elif cfg.kind == OPT_RPROP:
+        # s1: previous gradient, s2: per-parameter step size (starts at lr).
+        for i in range(n):
+            g = grad[i]
+            prev = s1[i]
+            if g * prev > 0:
+                s2[i] = s2[i] * cfg.eta_plus
+            elif g * prev < 0:
+                s2[i] = s2[i] * cfg.eta_minus
+                # iRprop-: after a sign change, skip this update and forget g.
+                g = 0
+            if s2[i] < cfg.step_min:
+                s2[i] = cfg.step_min
+            elif s2[i] > cfg.step_max:
+                s2[i] = cfg.step_max
+            if g > 0:
+                params[i] = params[i] - s2[i]
+            elif g < 0:
+                params[i] = params[i] + s2[i]
+            s1[i] = g
+
+
+def step(dict config, long long step, floating[::1] params, floating[::1] grad,
+         floating[::1] s1, floating[::1] s2, floating[::1] s3):
+    """Apply one update in place: the Python entry point of ``optimizer_step``.
+
+    ``grad`` is copied first, so the caller's gradient is left as it was.
+    """
+    cdef OptimConfig cfg = config
+    cdef Py_ssize_t n = params.shape[0]
+    if grad.shape[0] != n or s1.shape[0] != n or s2.shape[0] != n or s3.shape[0] != n:
+        raise ValueError("params, grad and state buffers must have the same length")
+    if step < 1:
+        raise ValueError(f"step counts from 1, got {step}")
+    work = np.array(grad, copy=True)
+    cdef floating[::1] g = work
+    with nogil:
+        optimizer_step(&cfg, step, n, &params[0], &g[0], &s1[0], &s2[0], &s3[0])
