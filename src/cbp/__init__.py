@@ -5,8 +5,19 @@ The core is typed Cython over scipy's BLAS; this package exposes
 line (``cbp``) and scikit-learn estimators in :mod:`cbp.sklearn`.
 """
 
+from cbp import optim, schedules
 from cbp.network import Network
+from cbp.trainer import EarlyStopping, History, Trainer, TrainingDivergedError
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "__version__"]
+__all__ = [
+    "EarlyStopping",
+    "History",
+    "Network",
+    "Trainer",
+    "TrainingDivergedError",
+    "optim",
+    "schedules",
+    "__version__",
+]

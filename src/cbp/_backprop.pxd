@@ -53,4 +53,7 @@ cdef void backward_pass(const NetSpec* spec, const floating* params, const float
                         int n, floating** Z, floating** A, floating** delta,
                         const floating* ones, double l2, floating* grad) noexcept nogil
 
+cdef double count_correct(int loss, int n, int k, const floating* A, const floating* Y,
+                          const floating* weight) noexcept nogil
+
 cdef double squared_weights(const NetSpec* spec, const floating* params) noexcept nogil

@@ -366,6 +366,44 @@ cdef void backward_pass(const NetSpec* spec, const floating* params, const float
                                 Z[l - 1], A[l - 1], delta[l - 1])
 
 
+cdef double count_correct(int loss, int n, int k, const floating* A, const floating* Y,
+                          const floating* weight) noexcept nogil:
+    """Return the weighted number of rows classified right (0 for regression).
+
+    With cross-entropy a row is right when the largest output and the largest
+    target share their index; with binary cross-entropy when every output is on
+    the same side of 1/2 as its target.
+    """
+    cdef Py_ssize_t i, j, best_a, best_y
+    cdef double total = 0
+    cdef bint right
+    cdef const floating* a
+    cdef const floating* y
+    if loss == LOSS_MSE:
+        return 0
+    for i in range(n):
+        a = A + i * k
+        y = Y + i * k
+        if loss == LOSS_CROSS_ENTROPY:
+            best_a = 0
+            best_y = 0
+            for j in range(1, k):
+                if a[j] > a[best_a]:
+                    best_a = j
+                if y[j] > y[best_y]:
+                    best_y = j
+            right = best_a == best_y
+        else:
+            right = True
+            for j in range(k):
+                if (a[j] > 0.5) != (y[j] > 0.5):
+                    right = False
+                    break
+        if right:
+            total += 1 if weight == NULL else weight[i]
+    return total
+
+
 cdef double squared_weights(const NetSpec* spec, const floating* params) noexcept nogil:
     """Return sum over layers of ||W||^2 (biases excluded)."""
     cdef int l
@@ -436,18 +474,22 @@ def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
 def loss_and_gradient(Layout layout, floating[::1] params,
                       const floating[:, ::1] X, const floating[:, ::1] Y,
                       const floating[::1] weight, int loss, double l2,
-                      floating[::1] grad):
+                      floating[::1] grad, Workspace ws=None):
     """Return the mean loss over the batch (plus ``l2 / 2 * sum ||W||^2``).
 
     Fills ``grad`` (laid out like ``params``) with its gradient, in one forward
-    and one backward pass over the whole batch.
+    and one backward pass over the whole batch. A ``ws`` of at least
+    ``len(X)`` rows may be passed to reuse its buffers across calls.
     """
     cdef NetSpec* spec = &layout.spec
     cdef int L = spec.n_layers
     cdef int n = X.shape[0]
     cdef Py_ssize_t i
     cdef double total, weight_sum = 0
-    cdef Workspace ws = Workspace(layout, np.asarray(params).dtype, n)
+    if ws is None or ws.max_batch < n or ws.layout is not layout:
+        ws = Workspace(layout, np.asarray(params).dtype, n)
+    if ws.itemsize != sizeof(floating):
+        raise ValueError("the workspace's dtype does not match params")
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
     cdef floating** D = <floating**> ws.delta

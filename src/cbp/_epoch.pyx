@@ -11,8 +11,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, forward_pass,
-                            loss_and_delta, squared_weights)
+from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, count_correct,
+                            forward_pass, loss_and_delta, squared_weights)
 from cbp._blas cimport floating
 from cbp._optim_step cimport OptimConfig, optimizer_step
 
@@ -87,6 +87,9 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
         The optimizer's step count after the epoch.
     batches : int
         Number of completed batches.
+    correct : float
+        Weighted count of samples classified right, each judged by the outputs
+        of its batch before that batch's update (0 for regression).
     """
     cdef OptimConfig cfg = optim_config
     cdef NetSpec* spec = &layout.spec
@@ -105,10 +108,12 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef const floating* yb
     cdef const floating* wb
     cdef double batch_weight, batch_loss, l2_batch
-    cdef double loss_sum = 0, weight_sum = 0
+    cdef double loss_sum = 0, weight_sum = 0, correct = 0
     cdef int status = STATUS_DONE
 
-    if batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
+    if ws.itemsize != sizeof(floating) or ws.layout is not layout:
+        raise ValueError("the workspace does not match the network or its dtype")
+    if batch_size < 1 or batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
         raise ValueError("batch_size is larger than the preallocated buffers")
     if n == 0 or Y.shape[0] != n or order.shape[0] != n or (weighted and weight.shape[0] != n):
         raise ValueError("X, Y, weight and order must have the same number of rows")
@@ -158,6 +163,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
             if not isfinite(batch_loss):
                 status = STATUS_DIVERGED
                 break
+            correct += count_correct(loss, <int> rows, <int> k, A[L - 1], yb, wb)
             backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones, l2_batch,
                           &grad[0])
 
@@ -178,4 +184,4 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 if status == STATUS_INTERRUPTED:
                     break
 
-    return status, loss_sum, weight_sum, step, batches
+    return status, loss_sum, weight_sum, step, batches, correct
