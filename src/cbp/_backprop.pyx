@@ -441,10 +441,11 @@ def forward(Layout layout, floating[::1] params, const floating[:, ::1] X,
 
 def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
              const floating[:, ::1] Y, const floating[::1] weight, int loss,
-             floating[:, ::1] out, Py_ssize_t chunk):
+             floating[:, ::1] out, Py_ssize_t chunk, Workspace ws=None):
     """Return ``sum_i w_i loss_i`` over the rows of ``X`` and fill ``out``.
 
-    ``weight`` of length 0 means every weight is one.
+    ``weight`` of length 0 means every weight is one. A ``ws`` of at least
+    ``chunk`` rows may be passed to reuse its buffers across calls.
     """
     cdef NetSpec* spec = &layout.spec
     cdef int L = spec.n_layers
@@ -452,7 +453,11 @@ def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
     cdef Py_ssize_t k = out.shape[1]
     cdef Py_ssize_t start, rows
     cdef double total = 0
-    cdef Workspace ws = Workspace(layout, np.asarray(params).dtype, min(chunk, n))
+    chunk = max(1, min(chunk, n))
+    if ws is None or ws.max_batch < chunk or ws.layout is not layout:
+        ws = Workspace(layout, np.asarray(params).dtype, chunk)
+    if ws.itemsize != sizeof(floating):
+        raise ValueError("the workspace's dtype does not match params")
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
     cdef floating** D = <floating**> ws.delta

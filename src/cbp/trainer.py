@@ -442,8 +442,13 @@ class Trainer:
         X_val, Y_val, w_val = validation
         net = self.network
         out = np.empty((X_val.shape[0], net.n_outputs), dtype=net.dtype)
+        if self._val_workspace is None:
+            self._val_workspace = _backprop.Workspace(
+                net._layout, net.dtype, min(PREDICT_CHUNK, X_val.shape[0])
+            )
         total = _backprop.evaluate(net._layout, net.params, X_val, Y_val, w_val,
-                                   self._loss_code, out, PREDICT_CHUNK)
+                                   self._loss_code, out, PREDICT_CHUNK,
+                                   self._val_workspace)
         val_loss = total / (w_val.sum() if w_val.size else X_val.shape[0])
         val_acc = None
         if self.loss in CLASSIFICATION_LOSSES:
@@ -483,6 +488,7 @@ class Trainer:
         X, Y, weight = self._prepare(X, Y, sample_weight, class_weight)
         X, Y, weight, validation = self._split(X, Y, weight)
         self.history = History()
+        self._val_workspace = None
         if self.n_threads is None:
             limits = contextlib.nullcontext()
         else:
