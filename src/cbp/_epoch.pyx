@@ -120,6 +120,11 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
 
     with nogil:
         if shuffle:
+            # Start from the identity so the order depends on the generator's
+            # state alone: a fit resumed from a saved state shuffles as one
+            # uninterrupted fit would.
+            for i in range(n):
+                order[i] = i
             for i in range(n - 1, 0, -1):
                 src = <Py_ssize_t> bounded(&rng_state[0], <uint64_t> (i + 1))
                 start = order[i]
