@@ -56,7 +56,8 @@ class ReferenceAdam:
     def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, decoupled=False):
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
-        self.weight_decay, self.amsgrad, self.decoupled = weight_decay, amsgrad, decoupled
+        self.weight_decay, self.amsgrad = weight_decay, amsgrad
+        self.decoupled = decoupled
         self.t = 0
         self.m = self.v = self.v_max = None
 
@@ -86,7 +87,8 @@ class ReferenceRMSprop:
     def __init__(self, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False):
         self.lr, self.alpha, self.eps = lr, alpha, eps
-        self.weight_decay, self.momentum, self.centered = weight_decay, momentum, centered
+        self.weight_decay, self.momentum = weight_decay, momentum
+        self.centered = centered
         self.v = self.g_avg = self.buf = None
 
     def step(self, p, g):
@@ -117,7 +119,8 @@ class ReferenceRprop:
             self.prev = np.zeros_like(p)
             self.size = np.full_like(p, self.lr)
         agree = g * self.prev
-        factor = np.where(agree > 0, self.etas[1], np.where(agree < 0, self.etas[0], 1.0))
+        factor = np.where(agree > 0, self.etas[1],
+                          np.where(agree < 0, self.etas[0], 1.0))
         self.size = np.clip(self.size * factor, *self.step_sizes)
         g = np.where(agree < 0, 0.0, g)
         self.prev = g
@@ -177,7 +180,8 @@ def make_network(dtype="float64"):
 def flat_gradient(net, X, Y):
     """The gradient of the mean MSE in the layout of ``net.params`` (W, then b)."""
     _, grad_w, grad_b = net.gradients(X, Y, "mse")
-    return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(grad_w, grad_b)])
+    pieces = [np.concatenate([W.ravel(), b]) for W, b in zip(grad_w, grad_b)]
+    return np.concatenate(pieces)
 
 
 def batches(X, Y, size):
