@@ -85,11 +85,19 @@ def as_matrix(values, name, dtype, n_features=None):
         )
     if n > MAX_BLAS_INT:
         raise ValueError(f"{name} has {n} rows; at most {MAX_BLAS_INT} are supported")
-    if array.dtype.kind == "f" and array.dtype.itemsize > np.dtype(dtype).itemsize:
-        # Values beyond float32's range would silently become inf.
+    if array.dtype.kind == "f":
         _check_finite(array, name)
-    converted = np.ascontiguousarray(array, dtype=dtype)
-    _check_finite(converted, name)
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(converted).all():
+        if array.dtype.kind != "f":
+            _check_finite(converted, name)
+        limit = np.finfo(dtype).max
+        raise ValueError(
+            f"{name} has values beyond the range of {np.dtype(dtype).name} "
+            f"(largest magnitude {np.abs(array).max():g} > {limit:g}); scale the "
+            "data or use dtype='float64'"
+        )
     return converted
 
 
