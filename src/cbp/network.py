@@ -58,6 +58,15 @@ def check_loss(loss, output):
     return LOSSES.index(loss)
 
 
+def _check_result(values, what):
+    """Raise rather than hand back NaN or infinity from finite inputs."""
+    if not np.isfinite(values).all():
+        raise FloatingPointError(
+            f"{what} overflowed to NaN or infinity; scale the inputs (for example "
+            "to zero mean and unit variance) or use dtype='float64'"
+        )
+
+
 class Network:
     """A fully connected feed-forward network trained by backpropagation.
 
@@ -261,6 +270,7 @@ class Network:
         X = as_matrix(X, "X", self.dtype, self.n_inputs)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         _backprop.forward(self._layout, self.params, X, out, PREDICT_CHUNK)
+        _check_result(out, "the outputs")
         return out
 
     def predict(self, X):
@@ -319,6 +329,8 @@ class Network:
         value = _backprop.loss_and_gradient(
             self._layout, self.params, X, Y, weight, code, l2, grad
         )
+        _check_result(np.array([value]), "the loss")
+        _check_result(grad, "the gradient")
         grad_weights, grad_biases = self._views(grad)
         return value, grad_weights, grad_biases
 
@@ -341,7 +353,9 @@ class Network:
         total = _backprop.evaluate(
             self._layout, self.params, X, Y, weight, code, out, PREDICT_CHUNK
         )
-        return total / (weight.sum() if weight.size else X.shape[0])
+        value = total / (weight.sum() if weight.size else X.shape[0])
+        _check_result(np.array([value]), "the loss")
+        return value
 
     def save(self, path, optimizer=None, metadata=None):
         """Write the network to ``path`` atomically (see :mod:`cbp.model_file`).
