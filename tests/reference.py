@@ -21,7 +21,9 @@ from scipy.special import erf, expit, logsumexp
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
-HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu")
+HIDDEN = (
+    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu"
+)
 OUTPUTS = ("identity", "sigmoid", "softmax")
 
 
