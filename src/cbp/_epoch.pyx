@@ -6,7 +6,7 @@ activations, gradients, optimizer state) is allocated by the caller once per
 fit; nothing here allocates.
 """
 
-from cpython.exc cimport PyErr_CheckSignals, PyErr_Clear
+from cpython.exc cimport PyErr_Clear
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
@@ -15,6 +15,12 @@ from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, count_cor
                             forward_pass, loss_and_delta, squared_weights)
 from cbp._blas cimport floating
 from cbp._optim_step cimport OptimConfig, optimizer_step
+
+cdef extern from "Python.h":
+    # Declared here without Cython's "except -1" so that a pending Ctrl-C comes
+    # back as a status code: the trainer then records what the epoch did before
+    # it raises KeyboardInterrupt.
+    int check_signals "PyErr_CheckSignals" ()
 
 cdef enum:
     STATUS_DONE = 0
@@ -183,7 +189,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
 
             if batches % check_every == 0 and start < n:
                 with gil:
-                    if PyErr_CheckSignals() == -1:
+                    if check_signals() == -1:
                         PyErr_Clear()
                         status = STATUS_INTERRUPTED
                 if status == STATUS_INTERRUPTED:

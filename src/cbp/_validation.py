@@ -85,6 +85,11 @@ def as_matrix(values, name, dtype, n_features=None):
         )
     if n > MAX_BLAS_INT:
         raise ValueError(f"{name} has {n} rows; at most {MAX_BLAS_INT} are supported")
+    return _to_finite_float(array, name, dtype)
+
+
+def _to_finite_float(array, name, dtype):
+    """Convert a numeric array to C-ordered ``dtype``, refusing NaN, inf and overflow."""
     if array.dtype.kind == "f":
         _check_finite(array, name)
     with np.errstate(over="ignore"):
@@ -112,8 +117,7 @@ def as_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
         raise ValueError(
             f"{name} must have shape ({n_samples},) to match X, got shape {array.shape}"
         )
-    array = np.ascontiguousarray(array, dtype=dtype)
-    _check_finite(array, name)
+    array = _to_finite_float(array, name, dtype)
     if (array < 0).any():
         raise ValueError(f"{name} has negative entries; expected weights >= 0")
     if not array.sum() > 0:
@@ -166,8 +170,7 @@ def as_targets(Y, name, loss, n_samples, n_outputs, dtype):
             f"{name} has {array.shape[1]} columns (shape {array.shape}); the network "
             f"has {n_outputs} outputs"
         )
-    converted = np.ascontiguousarray(array, dtype=dtype)
-    _check_finite(converted, name)
+    converted = _to_finite_float(array, name, dtype)
     if loss in ("cross_entropy", "binary_cross_entropy"):
         low, high = converted.min(), converted.max()
         if low < 0 or (loss == "binary_cross_entropy" and high > 1):

@@ -117,6 +117,11 @@ class Network:
         self.layer_sizes = self._check_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         if isinstance(activation, str):
+            if activation not in HIDDEN_ACTIVATIONS:
+                raise ValueError(
+                    f"activation={activation!r} is not one of "
+                    f"{', '.join(HIDDEN_ACTIVATIONS)}"
+                )
             activations = [activation] * n_hidden
         else:
             try:

@@ -597,7 +597,12 @@ class Trainer:
             if self.loss in CLASSIFICATION_LOSSES and weight_sum > 0:
                 accuracy = correct / weight_sum
 
-            if status == _epoch.DIVERGED or not math.isfinite(loss):
+            # An update can overflow the parameters even though the loss it
+            # followed was finite: that epoch diverged too.
+            diverged = status == _epoch.DIVERGED or not math.isfinite(loss)
+            if not diverged and not np.isfinite(net.params).all():
+                diverged = True
+            if diverged:
                 net.params[...] = snapshot
                 state[...] = state_snapshot
                 self.optimizer.step_count = step_before
