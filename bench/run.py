@@ -1,0 +1,629 @@
+"""Time one training epoch of cbp against its peers and against the BLAS limit.
+
+Each configuration is trained with SGD (learning rate 0.01, momentum 0.9) on
+shuffled minibatches of random data: forward, backward and update for every
+batch. The same epoch is timed for
+
+* ``cbp``     -- ``cbp.Trainer(...).fit``; one epoch is the time between two
+  epoch callbacks, so it includes everything the trainer does per epoch;
+* ``torch``   -- PyTorch eager on the CPU: ``nn.Sequential``, ``torch.optim.SGD``
+  and a plain loop over shuffled index batches (``torch.set_num_threads``);
+* ``sklearn`` -- ``MLPClassifier`` / ``MLPRegressor`` with ``solver="sgd"``, one
+  ``partial_fit`` (one pass over the data) per epoch, in the input's dtype;
+* ``numpy``   -- a plain vectorised NumPy backprop (``bench/numpy_mlp.py``);
+* ``blas``    -- the BLAS limit: only the matrix products of an epoch (per batch,
+  one forward gemm per layer, one weight-gradient gemm per layer and one
+  input-gradient gemm per layer but the first, the last shorter batch
+  included), in cbp's order, with cbp's shapes and transpose flags, through the
+  same BLAS library cbp calls (scipy's), on preallocated operands. They are
+  called from Python (``scipy.linalg.blas``), so the median cost of a Python call
+  to a 1x1x1 gemm, times the number of calls, is subtracted: the limit is gemm
+  time only. For the small shapes of ``tiny`` and ``batch1`` that call cost is
+  larger than the gemm itself, so their limit is only indicative.
+
+Every peer first runs one untimed warm-up epoch; the table shows the median of
+``--repeats`` epochs (the machine may be shared: medians, not means, and every
+sample is kept in the JSON file). BLAS and OpenMP threads are limited with
+threadpoolctl, PyTorch's with ``torch.set_num_threads``. A peer that is not
+installed is skipped with a note.
+
+An epoch of ``wide`` holds 16,384 samples, but it is timed on 1,024 (4 batches
+of 256) and scaled by 16 to keep the run short: its batches all cost the same,
+so the scaled time is the epoch's. The ``timed`` column says how many samples
+each measured epoch had; ``s/epoch`` is always for the full epoch.
+
+Columns: seconds per epoch (cbp), samples per second, GFLOP/s (6 floating-point
+operations per weight per sample: forward, weight gradient and input gradient
+of 2 each), ``xBLAS`` (cbp's time over the BLAS limit: 1.00 is the limit) and
+the speed-up over each peer (the peer's time over cbp's: above 1, cbp is
+faster).
+
+The run also measures cbp's peak resident memory during a fit of each
+configuration in a fresh subprocess, and checks the project's targets.
+
+Usage::
+
+    python bench/run.py                      # everything: a quarter of an hour
+    python bench/run.py --quick              # under two minutes
+    python bench/run.py --configs tiny,mnist --dtype float32 --threads 1
+
+Sample output (``--quick``, 2 shared cores, Intel Xeon with AVX-512, OpenBLAS
+0.3.30 SkylakeX kernels)::
+
+    config  dtype    thr  timed    s/epoch   samples/s  GFLOP/s  xBLAS   torch  sklearn   numpy
+    tiny    float32    1  20000      0.061     1.6e+06      ...
+
+(see the README for a full run).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from numpy_mlp import NumpyMLP  # noqa: E402
+
+LR = 0.01
+MOMENTUM = 0.9
+
+# n: samples in an epoch; timed: samples in each measured epoch (scaled to n).
+CONFIGS = {
+    "tiny": dict(sizes=(16, 32, 32, 1), output="identity", loss="mse", batch=32,
+                 n=100_000, timed=100_000, quick=20_000),
+    "mnist": dict(sizes=(784, 256, 128, 10), output="softmax", loss="cross_entropy",
+                  batch=128, n=60_000, timed=60_000, quick=10_240),
+    "wide": dict(sizes=(2048, 2048, 2048, 10), output="softmax",
+                 loss="cross_entropy", batch=256, n=16_384, timed=1_024, quick=512),
+    "batch1": dict(sizes=(64, 64, 10), output="softmax", loss="cross_entropy",
+                   batch=1, n=20_000, timed=20_000, quick=4_000),
+}
+PEERS = ("cbp", "torch", "sklearn", "numpy", "blas")
+
+# The targets: (config, threads, peer, at least this speed-up) with the BLAS
+# limit given as at most this overhead factor.
+SPEEDUP_TARGETS = [
+    ("tiny", 1, "torch", 30.0), ("tiny", 1, "sklearn", 15.0), ("tiny", 1, "numpy", 5.0),
+    ("batch1", 1, "torch", 30.0),
+    ("mnist", 1, "torch", 1.5), ("mnist", 1, "sklearn", 1.5), ("mnist", 1, "numpy", 1.0),
+]
+OVERHEAD_TARGETS = [("mnist", 1, 1.15), ("wide", 1, 1.10), ("wide", 2, 1.10)]
+
+
+def n_weights(sizes):
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def make_data(cfg, n, dtype, seed):
+    """Random inputs, targets for cbp/NumPy, and what sklearn/torch take."""
+    rng = np.random.default_rng(seed)
+    d, k = cfg["sizes"][0], cfg["sizes"][-1]
+    X = np.empty((n, d), dtype=dtype)
+    rng.standard_normal(out=X, dtype=dtype)
+    if cfg["loss"] == "mse":
+        Y = rng.standard_normal((n, k)).astype(dtype)
+        return X, Y, Y[:, 0].copy()
+    labels = rng.integers(0, k, n)
+    Y = np.zeros((n, k), dtype=dtype)
+    Y[np.arange(n), labels] = 1
+    return X, Y, labels
+
+
+# -- peers: each returns the seconds of `repeats` epochs after one warm-up --------
+
+
+def time_cbp(cfg, dtype, threads, X, Y, labels, repeats, seed):
+    import cbp
+
+    net = cbp.Network(cfg["sizes"], activation="relu", output=cfg["output"],
+                      dtype=dtype, seed=seed)
+    marks = []
+    trainer = cbp.Trainer(
+        net, cfg["loss"], optimizer=cbp.optim.SGD(lr=LR, momentum=MOMENTUM),
+        batch_size=cfg["batch"], epochs=repeats + 1, shuffle=True, seed=seed,
+        n_threads=threads, verbose=0,
+        callbacks=[lambda trainer, record: marks.append(time.perf_counter())],
+    )
+    trainer.fit(X, Y)
+    # The first epoch (setup included) is the warm-up.
+    return [float(t) for t in np.diff(marks)]
+
+
+def time_torch(cfg, dtype, threads, X, Y, labels, repeats, seed):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    sizes = cfg["sizes"]
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(getattr(torch, np.dtype(dtype).name))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    if cfg["loss"] == "mse":
+        loss_fn = torch.nn.MSELoss()
+        targets = torch.from_numpy(Y)
+    else:
+        loss_fn = torch.nn.CrossEntropyLoss()
+        targets = torch.from_numpy(labels.astype(np.int64))
+    inputs = torch.from_numpy(X)
+    generator = torch.Generator().manual_seed(seed)
+    n, batch = X.shape[0], cfg["batch"]
+
+    def epoch():
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs[idx]), targets[idx])
+            loss.backward()
+            optimizer.step()
+
+    return _time_epochs(epoch, repeats)
+
+
+def time_sklearn(cfg, dtype, threads, X, Y, labels, repeats, seed):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    regression = cfg["loss"] == "mse"
+    estimator = (MLPRegressor if regression else MLPClassifier)(
+        hidden_layer_sizes=cfg["sizes"][1:-1], activation="relu", solver="sgd",
+        alpha=0.0, batch_size=cfg["batch"], learning_rate="constant",
+        learning_rate_init=LR, momentum=MOMENTUM, nesterovs_momentum=False,
+        shuffle=True, random_state=seed, max_iter=1, early_stopping=False,
+    )
+    extra = {} if regression else {"classes": np.arange(cfg["sizes"][-1])}
+
+    def epoch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.partial_fit(X, labels, **extra)
+
+    times = _time_epochs(epoch, repeats)
+    if estimator.coefs_[0].dtype != np.dtype(dtype):
+        raise RuntimeError(f"scikit-learn trained in {estimator.coefs_[0].dtype}")
+    return times
+
+
+def time_numpy(cfg, dtype, threads, X, Y, labels, repeats, seed):
+    model = NumpyMLP(cfg["sizes"], cfg["output"], dtype, seed=seed, lr=LR,
+                     momentum=MOMENTUM)
+    rng = np.random.default_rng(seed)
+    return _time_epochs(lambda: model.train_epoch(X, Y, cfg["batch"], rng), repeats)
+
+
+def _time_epochs(epoch, repeats):
+    epoch()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# -- the BLAS limit -------------------------------------------------------------
+
+
+def _gemm_calls(sizes, rows):
+    """cbp's column-major gemm calls for one batch: (trans_a, trans_b, m, n, k)."""
+    calls = []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        # forward, Z = A_prev @ W.T
+        calls.append((1, 0, n_out, rows, n_in))
+        # weight gradient, grad_W = delta.T @ A_prev
+        calls.append((0, 1, n_in, n_out, rows))
+        # input gradient, delta_prev = delta @ W (none for the first layer)
+        if l > 0:
+            calls.append((0, 0, n_in, rows, n_out))
+    return calls
+
+
+def _call_overhead(gemm, dtype, rounds=5, calls=20_000):
+    """Median seconds of one Python call to a 1x1x1 gemm: the cost to subtract."""
+    a = np.ones((1, 1), dtype=dtype, order="F")
+    c = np.zeros((1, 1), dtype=dtype, order="F")
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            gemm(1.0, a, a, 0.0, c, 0, 0, 1)
+        samples.append((time.perf_counter() - started) / calls)
+    return statistics.median(samples)
+
+
+def time_blas(cfg, dtype, threads, X, Y, labels, repeats, seed):
+    """Gemm-only seconds of epochs over ``len(X)`` samples, and the call overhead.
+
+    Every batch makes cbp's gemm calls in cbp's order on its own preallocated
+    operands (so the weights of every layer go through the caches as in
+    training); the Python cost of each call is subtracted.
+    """
+    from scipy.linalg import blas
+
+    gemm = blas.sgemm if np.dtype(dtype) == np.float32 else blas.dgemm
+    rng = np.random.default_rng(seed)
+    n, batch = X.shape[0], cfg["batch"]
+
+    def operands(rows):
+        bound = []
+        for trans_a, trans_b, m, n_, k in _gemm_calls(cfg["sizes"], rows):
+            a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+            b = rng.standard_normal((n_, k) if trans_b else (k, n_)).astype(dtype)
+            bound.append((np.asfortranarray(a), np.asfortranarray(b),
+                          np.zeros((m, n_), dtype=dtype, order="F"), trans_a, trans_b))
+        return bound
+
+    batches = [operands(batch)] * (n // batch)
+    if n % batch:
+        batches.append(operands(n % batch))
+    n_calls = sum(len(calls) for calls in batches)
+
+    def epoch():
+        for calls in batches:
+            for a, b, c, trans_a, trans_b in calls:
+                gemm(1.0, a, b, 0.0, c, trans_a, trans_b, 1)
+
+    overhead = _call_overhead(gemm, dtype)
+    times = [max(t - n_calls * overhead, 0.0) for t in _time_epochs(epoch, repeats)]
+    return times, overhead
+
+
+# -- memory ---------------------------------------------------------------------
+
+
+def rss_child(config, dtype, n, seed):
+    """Run in a subprocess: one cbp fit, print peak and baseline RSS as JSON."""
+    import cbp
+
+    def status(field):
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith(field + ":"))
+        return int(line.split()[1]) * 1024
+
+    def reset_peak():
+        # Linux: writing 5 to clear_refs resets the peak (VmHWM) to the current
+        # RSS. Without it the peak of a fresh process still counts its start-up.
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+    cfg = CONFIGS[config]
+    after_imports = status("VmRSS")
+    X, Y, _ = make_data(cfg, n, dtype, seed)
+    before_fit = status("VmRSS")
+    reset_peak()
+    net = cbp.Network(cfg["sizes"], output=cfg["output"], dtype=dtype, seed=seed)
+    cbp.Trainer(net, cfg["loss"], optimizer=cbp.optim.SGD(lr=LR, momentum=MOMENTUM),
+                batch_size=cfg["batch"], epochs=1, seed=seed, verbose=0).fit(X, Y)
+    peak = status("VmHWM")
+    print(json.dumps(dict(after_imports=after_imports, before_fit=before_fit,
+                          peak=peak)))
+
+
+def measure_rss(config, dtype, n, seed):
+    cfg = CONFIGS[config]
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--rss-child", config, dtype,
+         str(n), str(seed)],
+        capture_output=True, text=True, check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    item = np.dtype(dtype).itemsize
+    sizes = cfg["sizes"]
+    params = (n_weights(sizes) + sum(sizes[1:])) * item
+    data = n * (sizes[0] + sizes[-1]) * item
+    # Z, A and delta per layer, plus the gathered batch of X and Y.
+    activations = cfg["batch"] * (3 * sum(sizes[1:]) + sizes[0] + sizes[-1]) * item
+    estimate = data + 4 * params + activations
+    used = got["peak"] - got["after_imports"]
+    return dict(config=config, dtype=dtype, samples=n, data=data, params=params,
+                activations=activations, estimate=estimate, used=used,
+                fit_increase=got["peak"] - got["before_fit"], **got)
+
+
+# -- the run --------------------------------------------------------------------
+
+
+def machine_info():
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("cbp", "scipy", "torch", "sklearn"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    return dict(
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+        cpu=cpu, cores=os.cpu_count(), platform=platform.platform(),
+        load_average=os.getloadavg(),
+        versions=versions, command=" ".join([os.path.basename(sys.executable)]
+                                            + sys.argv),
+        environment={k: os.environ.get(k) for k in
+                     ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
+        blas=[{k: lib.get(k) for k in ("internal_api", "prefix", "version",
+                                        "architecture", "threading_layer",
+                                        "num_threads", "filepath")}
+              for lib in threadpool_info()],
+    )
+
+
+def available_peers(wanted):
+    notes, peers = [], []
+    for peer in wanted:
+        module = {"torch": "torch", "sklearn": "sklearn"}.get(peer)
+        if module is not None:
+            try:
+                __import__(module)
+            except ImportError:
+                notes.append(f"{peer} skipped: {module} is not installed")
+                continue
+        peers.append(peer)
+    return peers, notes
+
+
+def run_one(config, dtype, threads, peers, repeats, seed, quick, log):
+    from threadpoolctl import threadpool_limits
+
+    cfg = CONFIGS[config]
+    n = cfg["n"]
+    timed = cfg["quick"] if quick else cfg["timed"]
+    scale = n / timed
+    X, Y, labels = make_data(cfg, timed, dtype, seed)
+    row = dict(config=config, dtype=dtype, threads=threads, samples=n, timed=timed,
+               batch=cfg["batch"], sizes=list(cfg["sizes"]),
+               gflop=6 * n_weights(cfg["sizes"]) * n / 1e9, times={}, seconds={})
+    timers = dict(cbp=time_cbp, torch=time_torch, sklearn=time_sklearn,
+                  numpy=time_numpy)
+    with threadpool_limits(limits=threads):
+        for peer in peers:
+            started = time.perf_counter()
+            if peer == "blas":
+                row["times"]["blas"], row["gemm_call_overhead"] = time_blas(
+                    cfg, dtype, threads, X, Y, labels, repeats, seed)
+            else:
+                row["times"][peer] = timers[peer](cfg, dtype, threads, X, Y, labels,
+                                                  repeats, seed)
+            row["seconds"][peer] = statistics.median(row["times"][peer]) * scale
+            log(f"  {config:7s} {dtype} {threads} thr  {peer:8s}"
+                f"{row['seconds'][peer]:10.4f} s/epoch"
+                f"   ({time.perf_counter() - started:.1f} s)")
+    return row
+
+
+def check_targets(rows):
+    """Return a list of (description, value, met) for every target that was run."""
+    by_key = {(r["config"], r["dtype"], r["threads"]): r for r in rows}
+    results = []
+    for dtype in sorted({r["dtype"] for r in rows}):
+        for config, threads, peer, target in SPEEDUP_TARGETS:
+            row = by_key.get((config, dtype, threads))
+            if row is None or peer not in row["seconds"] or "cbp" not in row["seconds"]:
+                continue
+            value = row["seconds"][peer] / row["seconds"]["cbp"]
+            results.append((f"{config} {dtype} {threads} thr: >= {target:g}x faster "
+                            f"than {peer}", f"{value:.2f}x", value >= target))
+        for config, threads, limit in OVERHEAD_TARGETS:
+            row = by_key.get((config, dtype, threads))
+            if row is None or "blas" not in row["seconds"] or "cbp" not in row["seconds"]:
+                continue
+            value = row["seconds"]["cbp"] / row["seconds"]["blas"]
+            results.append((f"{config} {dtype} {threads} thr: within {limit:g}x of "
+                            "the BLAS limit", f"{value:.2f}x", value <= limit))
+        for config in CONFIGS:
+            one = by_key.get((config, dtype, 1))
+            two = by_key.get((config, dtype, 2))
+            if one is None or two is None or "cbp" not in one["seconds"]:
+                continue
+            value = two["seconds"]["cbp"] / one["seconds"]["cbp"]
+            results.append((f"{config} {dtype}: 2 threads no slower than 1",
+                            f"{value:.2f}x time", value <= 1.0))
+    return results
+
+
+def format_table(rows):
+    head = (f"{'config':7s} {'dtype':7s} {'thr':>3s} {'timed':>6s} {'s/epoch':>9s} "
+            f"{'samples/s':>10s} {'GFLOP/s':>8s} {'xBLAS':>6s} {'torch':>7s} "
+            f"{'sklearn':>7s} {'numpy':>7s}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        s = r["seconds"]
+        cbp_s = s.get("cbp")
+
+        def ratio(peer, inverse=False):
+            if cbp_s is None or peer not in s:
+                return "-"
+            value = cbp_s / s[peer] if inverse else s[peer] / cbp_s
+            return f"{value:.2f}"
+
+        lines.append(
+            f"{r['config']:7s} {r['dtype']:7s} {r['threads']:3d} {r['timed']:6d} "
+            + (f"{cbp_s:9.4f} {r['samples'] / cbp_s:10.3g} {r['gflop'] / cbp_s:8.1f} "
+               if cbp_s else f"{'-':>9s} {'-':>10s} {'-':>8s} ")
+            + f"{ratio('blas', True):>6s} {ratio('torch'):>7s} {ratio('sklearn'):>7s} "
+            f"{ratio('numpy'):>7s}"
+        )
+    return "\n".join(lines)
+
+
+def format_seconds(rows):
+    head = (f"{'config':7s} {'dtype':7s} {'thr':>3s} "
+            + " ".join(f"{p:>9s}" for p in PEERS) + "   (s/epoch, median)")
+    lines = [head]
+    for r in rows:
+        cells = " ".join(
+            f"{r['seconds'][p]:9.4f}" if p in r["seconds"] else f"{'-':>9s}"
+            for p in PEERS
+        )
+        lines.append(f"{r['config']:7s} {r['dtype']:7s} {r['threads']:3d} {cells}")
+    return "\n".join(lines)
+
+
+def format_rss(items):
+    mb = 1 / 2**20
+    head = (f"{'config':7s} {'dtype':7s} {'samples':>7s} {'peak MB':>8s} "
+            f"{'used MB':>8s} {'estimate':>8s} {'used/est':>8s} {'fit+ MB':>8s} "
+            f"{'params MB':>9s}")
+    lines = [head]
+    for m in items:
+        lines.append(
+            f"{m['config']:7s} {m['dtype']:7s} {m['samples']:7d} {m['peak'] * mb:8.1f} "
+            f"{m['used'] * mb:8.1f} {m['estimate'] * mb:8.1f} "
+            f"{m['used'] / m['estimate']:8.2f} {m['fit_increase'] * mb:8.1f} "
+            f"{m['params'] * mb:9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peers = [p for p in PEERS if any(p in r["seconds"] for r in rows)]
+    labels = [f"{r['config']} {r['dtype'][5:]} {r['threads']}t" for r in rows]
+    width = 0.8 / max(len(peers), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows) + 2), 4.5))
+    for i, peer in enumerate(peers):
+        xs = [j + (i - (len(peers) - 1) / 2) * width for j in range(len(rows))]
+        ys = [r["samples"] / r["seconds"][peer] if peer in r["seconds"] else 0
+              for r in rows]
+        ax.bar(xs, ys, width, label="BLAS limit" if peer == "blas" else peer)
+    ax.set_yscale("log")
+    ax.set_ylabel("samples per second (higher is better)")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_title("One training epoch, SGD with momentum (median)")
+    ax.legend(ncol=len(peers), fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer samples and repeats, float32 and 1 thread only "
+                             "unless given: under two minutes")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated subset of " + ", ".join(CONFIGS))
+    parser.add_argument("--dtype", default=None,
+                        help="float32, float64 or both (comma-separated)")
+    parser.add_argument("--threads", default=None, help="e.g. 1 or 1,2")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help="comma-separated subset of " + ", ".join(PEERS))
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed epochs per peer (median); default 5, quick 3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-rss", action="store_true",
+                        help="skip the peak-memory subprocesses")
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    parser.add_argument("--png", default=os.path.join(HERE, "results", "latest.png"))
+    parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.rss_child:
+        config, dtype, n, seed = args.rss_child
+        rss_child(config, dtype, int(n), int(seed))
+        return 0
+
+    configs = [c for c in args.configs.split(",") if c]
+    for config in configs:
+        if config not in CONFIGS:
+            raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
+    dtypes = (args.dtype or ("float32" if args.quick else "float32,float64")).split(",")
+    threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+    repeats = args.repeats or (3 if args.quick else 5)
+    peers, notes = available_peers([p for p in args.peers.split(",") if p])
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    info = machine_info()
+    for note in notes:
+        log(note)
+    rows = []
+    started = time.perf_counter()
+    for config in configs:
+        for dtype in dtypes:
+            for t in threads:
+                rows.append(run_one(config, dtype, t, peers, repeats, args.seed,
+                                    args.quick, log))
+    rss = []
+    if not args.no_rss and "cbp" in peers:
+        for config in configs:
+            for dtype in dtypes:
+                cfg = CONFIGS[config]
+                n = cfg["quick"] if args.quick else cfg["timed"]
+                rss.append(measure_rss(config, dtype, n, args.seed))
+    targets = check_targets(rows)
+    elapsed = time.perf_counter() - started
+
+    info["load_average_end"] = os.getloadavg()
+    print(f"cbp {info['versions']['cbp']} on {info['cpu']}, {info['cores']} cores; "
+          f"{info['date']}; {elapsed:.0f} s; load average "
+          f"{info['load_average'][0]:.1f} at the start, "
+          f"{info['load_average_end'][0]:.1f} at the end")
+    for lib in info["blas"]:
+        if lib["internal_api"] not in ("openblas", "mkl", "blis"):
+            continue
+        print(f"BLAS: {lib['internal_api']} {lib['version']} {lib['architecture']} "
+              f"({lib['prefix']})")
+    print(f"median of {repeats} epochs after a warm-up; speed-up = peer time / cbp "
+          "time; xBLAS = cbp time / BLAS limit\n")
+    print(format_table(rows))
+    print()
+    print(format_seconds(rows))
+    if rss:
+        print("\npeak RSS of a cbp fit (used = peak - RSS after imports; estimate = "
+              "data + 4 x params + one batch of activations)")
+        print(format_rss(rss))
+    if targets:
+        print("\ntargets")
+        for text, value, met in targets:
+            print(f"  {'met   ' if met else 'MISSED'}  {text:58s} {value}")
+    for note in notes:
+        print(f"note: {note}")
+
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=info, repeats=repeats, seconds_total=elapsed,
+                           results=rows, rss=rss, notes=notes,
+                           targets=[dict(target=t, value=v, met=bool(m))
+                                    for t, v, m in targets]), f, indent=1)
+    if args.png and rows:
+        os.makedirs(os.path.dirname(os.path.abspath(args.png)), exist_ok=True)
+        plot(rows, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
