@@ -1,0 +1,26 @@
+"""scikit-learn's estimator checks, run on cbp's MLPClassifier and MLPRegressor."""
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from cbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# Small networks and few epochs keep the whole suite to seconds; scikit-learn's
+# own suite runs its MLPs with max_iter=100 for the same reason.
+ESTIMATORS = [
+    MLPClassifier(hidden_layer_sizes=(20,), max_iter=100, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(20,), max_iter=100, random_state=0),
+]
+
+
+def expected_failed_checks(estimator):
+    """Return the checks known to fail, each with the reason."""
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
