@@ -639,7 +639,9 @@ def cmd_evaluate(args):
     model, task, classes = _load_model(args.model)
     target = args.target or model.metadata.get("target")
     if target is None:
-        raise CLIError(f"{args.model}: the model does not name its target; give --target")
+        raise CLIError(
+            f"{args.model}: the model does not name its target; give --target"
+        )
     table = read_table(args.data, target)
     X = _model_inputs(model, table, args.model)
     outputs = _predict(model, task, X)

@@ -133,7 +133,8 @@ def _document(network, trainer, optimizer, metadata):
     """Return the JSON text and the optimizer buffers (or None) to be saved."""
     if not isinstance(network, Network):
         raise TypeError(f"network must be a cbp.Network, got {type(network).__name__}")
-    if trainer is not None and optimizer is not None and optimizer is not trainer.optimizer:
+    if (trainer is not None and optimizer is not None
+            and optimizer is not trainer.optimizer):
         raise ValueError(
             "give either trainer or optimizer: the trainer's state already holds "
             "its optimizer's"
@@ -160,7 +161,9 @@ def _document(network, trainer, optimizer, metadata):
     buffers = None
     if trainer is not None:
         state = dict(trainer.state_dict())
-        state["optimizer"], buffers = _split_optimizer_state(state["optimizer"], network)
+        state["optimizer"], buffers = _split_optimizer_state(
+            state["optimizer"], network
+        )
         doc["optimizer"] = state.pop("optimizer")
         doc["trainer"] = state
         doc["training"] = _training_settings(trainer)
