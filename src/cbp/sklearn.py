@@ -236,17 +236,39 @@ class _EpochMonitor:
 
 
 class _LBFGSMonitor:
-    """Logs one line per L-BFGS iteration when ``verbose`` is set."""
+    """scikit-learn's L-BFGS stopping rule, as a Trainer callback.
 
-    def __init__(self, estimator):
+    scikit-learn hands ``tol`` to scipy as the gradient tolerance only. Until
+    cbp's LBFGS takes the two tolerances apart, the trainer runs with scipy's
+    default loss tolerance for both, and this callback ends the fit once the
+    largest gradient entry at the accepted point is at most ``tol``: the
+    iteration at which scipy itself would have stopped.
+    """
+
+    def __init__(self, estimator, X, Y, sample_weight, l2):
         self.estimator = estimator
+        self.data = (X, Y, sample_weight)
+        self.l2 = l2
         self.iterations = 0
+        self.converged = False
 
     def __call__(self, trainer, record):
+        est = self.estimator
         self.iterations += 1
-        if self.estimator.verbose:
+        if est.verbose:
             progress_logger.info("Iteration %d, loss = %.8f", self.iterations,
                                  record["loss"])
+        # TODO(cbp.optim.LBFGS: separate ftol and gtol): this costs one more
+        # loss-and-gradient evaluation per iteration, which scipy's own gtol
+        # test would not.
+        X, Y, sample_weight = self.data
+        _, grad_weights, grad_biases = est._network.gradients(
+            X, Y, est._loss, sample_weight=sample_weight, l2=self.l2
+        )
+        largest = max(float(np.abs(g).max()) for g in grad_weights + grad_biases)
+        if largest <= est.tol:
+            self.converged = True
+            return True
         return False
 
 
@@ -367,11 +389,8 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "adam":
             return optim.Adam(lr=self.learning_rate_init,
                               betas=(self.beta_1, self.beta_2), eps=self.epsilon)
-        # TODO(cbp.optim.LBFGS: separate ftol): scikit-learn passes tol as scipy's
-        # gtol only and keeps scipy's default ftol; LBFGS uses tol for both, which
-        # would end the fit at a relative loss decrease of 1e-4. Passing the
-        # smaller of tol and scipy's default ftol keeps scikit-learn's ftol (and a
-        # gtol at least as strict) until LBFGS takes ftol on its own.
+        # scipy's default ftol, as scikit-learn leaves it; the gradient tolerance
+        # tol is tested by _LBFGSMonitor (LBFGS has one tolerance for both).
         return optim.LBFGS(max_fun=self.max_fun, tol=min(self.tol, LBFGS_FTOL))
 
     # -- fitted state ----------------------------------------------------------
@@ -616,7 +635,8 @@ class _BaseMLP(BaseEstimator):
         trainer.epochs = self.max_iter
         trainer.l2 = self._l2(sample_weight, X.shape[0])
         trainer.schedule = Schedule()
-        trainer.callbacks = [_LBFGSMonitor(self)]
+        monitor = _LBFGSMonitor(self, X, Y, sample_weight, trainer.l2 / X.shape[0])
+        trainer.callbacks = [monitor]
         try:
             trainer.fit(X, Y, sample_weight=sample_weight)
         finally:
@@ -624,7 +644,7 @@ class _BaseMLP(BaseEstimator):
         result = trainer.lbfgs_result_
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
-        if result.status != 0:
+        if result.status != 0 and not monitor.converged:
             message = result.message
             if isinstance(message, bytes):
                 message = message.decode("latin1")
