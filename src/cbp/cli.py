@@ -37,7 +37,7 @@ MAX_AUTO_CLASSES = 20
 # Adam. The same settings are used by the parity benchmark against scikit-learn.
 DEMO_HIDDEN = (128,)
 DEMO_ACTIVATION = "tanh"
-DEMO_EPOCHS = 20
+DEMO_EPOCHS = 30
 DEMO_BATCH_SIZE = 32
 DEMO_TEST_FRACTION = 0.25
 DEMO_MODEL = "cbp-demo-model.npz"
