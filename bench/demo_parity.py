@@ -29,21 +29,14 @@ import warnings
 
 import numpy as np
 
-import cbp
 from cbp.cli import (DEMO_ACTIVATION, DEMO_BATCH_SIZE, DEMO_EPOCHS, DEMO_HIDDEN,
-                     demo_data)
+                     demo_data, train_demo_network)
 
 
 def cbp_accuracy(seed, epochs, data):
     """Return (test accuracy, seconds) of the demo's network trained by cbp."""
-    X_train, X_test, y_train, y_test, _ = data
-    net = cbp.Network([X_train.shape[1], *DEMO_HIDDEN, 10], activation=DEMO_ACTIVATION,
-                      output="softmax", seed=seed)
-    trainer = cbp.Trainer(net, "cross_entropy", "adam", batch_size=DEMO_BATCH_SIZE,
-                          epochs=epochs, seed=seed, verbose=0)
-    started = time.perf_counter()
-    trainer.fit(X_train, y_train)
-    seconds = time.perf_counter() - started
+    net, _, seconds = train_demo_network(data, seed, epochs)
+    X_test, y_test = data[1], data[3]
     return float(np.mean(net.predict(X_test).argmax(axis=1) == y_test)), seconds
 
 

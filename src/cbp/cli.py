@@ -467,6 +467,35 @@ def demo_data(seed=0):
             (mean, scale))
 
 
+def train_demo_network(data, seed=0, epochs=DEMO_EPOCHS, verbose=0):
+    """Train the demo's network on ``data`` (from :func:`demo_data`).
+
+    Parameters
+    ----------
+    data : tuple
+        What :func:`demo_data` returned.
+    seed : int, default=0
+        Seed of the initial weights and of the shuffling.
+    epochs : int, default=DEMO_EPOCHS
+    verbose : int, default=0
+        Passed to :class:`~cbp.Trainer`.
+
+    Returns
+    -------
+    network : Network
+    trainer : Trainer
+    seconds : float
+        Wall time of the fit.
+    """
+    X_train, y_train = data[0], data[2]
+    layers = [X_train.shape[1], *DEMO_HIDDEN, 10]
+    net = Network(layers, activation=DEMO_ACTIVATION, output="softmax", seed=seed)
+    trainer = Trainer(net, "cross_entropy", "adam", batch_size=DEMO_BATCH_SIZE,
+                      epochs=epochs, seed=seed, verbose=verbose)
+    _, seconds = _fit(trainer, X_train, y_train)
+    return net, trainer, seconds
+
+
 def _summary(history, seconds, n_samples):
     last = history.epochs[-1] if history.epochs else {}
     epochs = len(history.epochs)
@@ -537,19 +566,17 @@ def _print_fit(summary, out, extra=()):
 
 def cmd_demo(args):
     """Train on the bundled digits; print test accuracy and speed; save the model."""
-    X_train, X_test, y_train, y_test, (mean, scale) = demo_data(args.seed)
+    data = demo_data(args.seed)
+    X_train, X_test, y_train, y_test, (mean, scale) = data
     layers = [X_train.shape[1], *DEMO_HIDDEN, 10]
-    net = Network(layers, activation=DEMO_ACTIVATION, output="softmax",
-                  seed=args.seed)
-    trainer = Trainer(net, "cross_entropy", "adam", batch_size=DEMO_BATCH_SIZE,
-                      epochs=args.epochs, seed=args.seed,
-                      verbose=0 if args.quiet else 1)
     print(f"digits: {len(y_train)} training and {len(y_test)} test images of 8x8 "
           "pixels (UCI optical digits, CC BY 4.0)")
     print(f"network {'-'.join(map(str, layers))} ({DEMO_ACTIVATION}, softmax), adam, "
           f"batch {DEMO_BATCH_SIZE}, {args.epochs} epochs")
     sys.stdout.flush()
-    history, seconds = _fit(trainer, X_train, y_train)
+    net, trainer, seconds = train_demo_network(data, args.seed, args.epochs,
+                                               verbose=0 if args.quiet else 1)
+    history = trainer.history
     right = int(np.sum(net.predict(X_test).argmax(axis=1) == y_test))
     summary = _summary(history, seconds, len(y_train))
     summary["test_accuracy"] = right / len(y_test)
