@@ -47,7 +47,7 @@ class Schedule:
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` returned."""
         for key, value in state.items():
-            setattr(self, key, value)
+            setattr(self, key, math.inf if key == "best" and value is None else value)
 
 
 class StepLR(Schedule):
@@ -142,8 +142,9 @@ class ReduceLROnPlateau(Schedule):
         return lr
 
     def state_dict(self):
-        """Return the best loss seen and the epochs since."""
-        return {"best": self.best, "bad_epochs": self.bad_epochs}
+        """Return the best loss seen (None before the first) and the epochs since."""
+        return {"best": None if math.isinf(self.best) else self.best,
+                "bad_epochs": self.bad_epochs}
 
 
 class InvScaling(Schedule):
@@ -193,8 +194,9 @@ class Adaptive(Schedule):
         return lr
 
     def state_dict(self):
-        """Return the best loss seen and the epochs since."""
-        return {"best": self.best, "bad_epochs": self.bad_epochs}
+        """Return the best loss seen (None before the first) and the epochs since."""
+        return {"best": None if math.isinf(self.best) else self.best,
+                "bad_epochs": self.bad_epochs}
 
 
 SCHEDULES = {

@@ -26,8 +26,22 @@ logger = logging.getLogger("cbp")
 # Per-epoch lines of verbose training go to standard error through their own
 # logger, so an application can silence or redirect them like any other log.
 progress_logger = logging.getLogger("cbp.progress")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time, so redirections apply."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 if not progress_logger.handlers:
-    _handler = logging.StreamHandler()
+    _handler = _StderrHandler()
     _handler.setFormatter(logging.Formatter("%(message)s"))
     progress_logger.addHandler(_handler)
     progress_logger.setLevel(logging.INFO)
