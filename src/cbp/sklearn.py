@@ -979,8 +979,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample's loss.
         classes : array-like of shape (n_classes,), default=None
-            Every class of the whole data; required on the first call (not for
-            multilabel targets), ignored afterwards.
+            Every class of the whole data; required on the first call, ignored
+            afterwards. For multilabel targets the labels are read from ``y``'s
+            columns, but ``classes`` must still be given on the first call.
 
         Returns
         -------
