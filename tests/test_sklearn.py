@@ -132,8 +132,36 @@ def test_early_stopping_attributes(blobs):
     assert clf.best_loss_ is None
     assert len(clf.validation_scores_) == clf.n_iter_ < 300
     assert clf.best_validation_score_ == max(clf.validation_scores_)
-    with pytest.raises(ValueError, match="early_stopping"):
-        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        MLPClassifier(early_stopping=True).fit(X[:10], y[:10])
+
+
+def test_early_stopping_matches_sklearn(blobs):
+    """Same split, same scores, same stop and the best weights put back."""
+    X, y = blobs
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", momentum=0.0,
+                  shuffle=False, learning_rate_init=0.2, early_stopping=True,
+                  n_iter_no_change=3, max_iter=200, random_state=4)
+    ours = quiet_fit(MLPClassifier(**params), X, y)
+    theirs = quiet_fit(neural_network.MLPClassifier(**params), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 200
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_partial_fit_with_early_stopping_validates_when_it_can(blobs):
+    """Each batch large enough gives a validation score; a tiny one just trains."""
+    X, y = blobs
+    clf = MLPClassifier((10,), early_stopping=True, random_state=0)
+    clf.partial_fit(X, y, classes=np.unique(y))
+    clf.partial_fit(X, y)
+    assert len(clf.validation_scores_) == 2
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    before = [c.copy() for c in clf.coefs_]
+    clf.partial_fit(X[:5], y[:5])
+    assert len(clf.validation_scores_) == 2
+    assert not np.array_equal(before[0], clf.coefs_[0])
 
 
 def test_partial_fit_keeps_optimizer_state(blobs):

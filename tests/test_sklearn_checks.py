@@ -13,6 +13,14 @@ from cbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 ESTIMATORS = [
     MLPClassifier(hidden_layer_sizes=(20,), max_iter=100, random_state=0),
     MLPRegressor(hidden_layer_sizes=(20,), max_iter=100, random_state=0),
+    # The other solvers take other paths through fit: full-batch L-BFGS, and
+    # SGD with momentum and the adaptive rate. Early stopping is left to
+    # test_sklearn.py: the checks' 10-sample data sets cannot spare the 2
+    # validation samples it needs, and there scikit-learn's MLP raises too.
+    MLPClassifier(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=100,
+                  random_state=0),
+    MLPRegressor(hidden_layer_sizes=(20,), solver="sgd", learning_rate="adaptive",
+                 max_iter=100, random_state=0),
 ]
 
 

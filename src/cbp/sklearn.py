@@ -204,6 +204,9 @@ class _EpochMonitor:
             if score > est.best_validation_score_:
                 est.best_validation_score_ = score
                 est._best_params = est._network.params.copy()
+        elif est.early_stopping:
+            # A partial_fit batch too small to validate on: nothing to compare.
+            return False
         else:
             if est.loss_ > est.best_loss_ - est.tol:
                 est._no_improvement_count += 1
@@ -516,11 +519,6 @@ class _BaseMLP(BaseEstimator):
         hidden = self._check_params()
         first_pass = (self.__dict__.get("_network") is None
                       or (not self.warm_start and not incremental))
-        if incremental and self.early_stopping:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True; use fit, or "
-                "set early_stopping=False"
-            )
         X, Y, y = self._validate_input(X, y, incremental, reset=first_pass)
         if first_pass:
             dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
@@ -566,26 +564,41 @@ class _BaseMLP(BaseEstimator):
             return float(self.alpha)
         return float(self.alpha) * n_samples / float(sample_weight.sum())
 
+    def _split_validation(self, X, Y, y, sample_weight, rng, incremental):
+        """Hold out ``validation_fraction`` of the data for early stopping.
+
+        Returns the training part and ``(X_val, y_val, w_val)``, or ``None`` in
+        place of the latter when a ``partial_fit`` batch is too small to spare
+        2 validation samples (that batch then trains on all its samples).
+        """
+        n_samples = X.shape[0]
+        n_val = int(np.ceil(self.validation_fraction * n_samples))
+        if incremental and (n_val < 2 or n_val >= n_samples):
+            return X, Y, sample_weight, None
+        if not incremental and n_val < 2:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {n_samples} "
+                f"samples leaves {n_val} for validation; early_stopping needs at "
+                "least 2. Increase validation_fraction or the size of the data set."
+            )
+        # scikit-learn stratifies only a single output column; a partial_fit
+        # batch is not stratified, since it need not hold every class.
+        single = self._is_classifier and Y.shape[1] == 1 and not incremental
+        arrays = [X, Y, y] + ([] if sample_weight is None else [sample_weight])
+        parts = train_test_split(*arrays, random_state=rng, test_size=n_val,
+                                 stratify=Y if single else None)
+        X, X_val, Y, _, _, y_val = parts[:6]
+        w_val = None
+        if sample_weight is not None:
+            sample_weight, w_val = parts[6], parts[7]
+        return X, Y, sample_weight, (X_val, y_val, w_val)
+
     def _fit_stochastic(self, X, Y, y, sample_weight, rng, incremental):
         validation = None
         if self.early_stopping:
-            # scikit-learn stratifies the split only for a single output column.
-            stratify = Y if self._is_classifier and Y.shape[1] == 1 else None
-            arrays = [X, Y, y] + ([] if sample_weight is None else [sample_weight])
-            parts = train_test_split(*arrays, random_state=rng,
-                                     test_size=self.validation_fraction,
-                                     stratify=stratify)
-            X, X_val, Y, _, _, y_val = parts[:6]
-            w_val = None
-            if sample_weight is not None:
-                sample_weight, w_val = parts[6], parts[7]
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves "
-                    f"{X_val.shape[0]} validation sample(s); at least 2 are needed. "
-                    "Increase validation_fraction or the size of the data set."
-                )
-            validation = (X_val, y_val, w_val)
+            X, Y, sample_weight, validation = self._split_validation(
+                X, Y, y, sample_weight, rng, incremental
+            )
 
         n_samples = X.shape[0]
         if self.batch_size == "auto":
@@ -627,7 +640,7 @@ class _BaseMLP(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        if self.early_stopping:
+        if self.early_stopping and not incremental:
             self._network.params[...] = self._best_params
 
     def _fit_lbfgs(self, X, Y, sample_weight, rng):
