@@ -231,7 +231,7 @@ def test_mutated_npy_members(seeds, tmp_path, data):
     members["params.npy"] = bytes(raw)
     try:
         _load_only_model_file_errors(tmp_path / "npy.npz", _archive(members))
-    except Exception as error:  # noqa: BLE001  (reported with its type below)
+    except Exception as error:
         # TODO(numpy header parsing): drop this once the loader turns
         # tokenize.TokenError into ModelFileError (xfail test above).
         if type(error).__name__ != "TokenError":

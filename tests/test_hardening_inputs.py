@@ -39,7 +39,8 @@ def _network(dtype="float64"):
 
 
 def _fit(network, X, y, **kwargs):
-    options = dict(optimizer="adam", batch_size=5, epochs=2, seed=7, verbose=0)
+    options = {"optimizer": "adam", "batch_size": 5, "epochs": 2, "seed": 7,
+               "verbose": 0}
     options.update(kwargs)
     trainer = cbp.Trainer(network, "cross_entropy", **options)
     return trainer.fit(X, y)
@@ -529,7 +530,7 @@ def test_training_on_saturated_logits_stays_finite(dtype):
 def _estimators():
     sklearn_api = pytest.importorskip("cbp.sklearn")
     X, y = _data()
-    options = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    options = {"hidden_layer_sizes": (5,), "max_iter": 3, "random_state": 0}
     return [(sklearn_api.MLPClassifier, options, y),
             (sklearn_api.MLPRegressor, options, X[:, 0] - X[:, 1])]
 
@@ -622,3 +623,83 @@ def test_classifier_with_one_class():
         fitted = sklearn_api.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3,
                                            random_state=0).fit(X, np.full(N, 7))
     assert (fitted.predict(X) == 7).all()
+
+
+def _cli_main():
+    return pytest.importorskip("cbp.cli").main
+
+
+def _cli(capsys, *argv):
+    status = _cli_main()([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _table(X, y):
+    return np.column_stack([X, y])
+
+
+BAD_TABLES = {
+    "inf": (lambda t: np.where(np.arange(t.size).reshape(t.shape) == 5, np.inf, t),
+            "inf"),
+    "complex": (lambda t: t.astype(complex), "complex128"),
+    "str": (lambda t: t.astype(str), "<U"),
+    "3-D": (lambda t: t[None], "expected 2-D"),
+    "no rows": (lambda t: t[:0], "no rows"),
+    "target only": (lambda t: t[:, -1:], "no feature columns"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TABLES))
+def test_cli_refuses_bad_arrays_in_one_line(capsys, tmp_path, name):
+    X, y = _data()
+    make, message = BAD_TABLES[name]
+    data = tmp_path / f"{name.replace(' ', '_')}.npy"
+    np.save(data, make(_table(X, y)))
+    model = tmp_path / "model.npz"
+    status, _, err = _cli(capsys, "train", data, "--target", "-1", "--epochs", "1",
+                            "--quiet", "--out", model)
+    assert status == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert data.name in err and message in err
+    assert not model.exists()
+
+
+def test_cli_with_huge_values_trains_or_refuses_cleanly(capsys, tmp_path):
+    X, y = _data()
+    data = tmp_path / "huge.npy"
+    np.save(data, _table(X * 1e30, y))
+    model = tmp_path / "model.npz"
+    status, _, err = _cli(capsys, "train", data, "--target", "-1", "--epochs", "2",
+                            "--batch-size", "4", "--quiet", "--out", model)
+    assert "Traceback" not in err
+    if status != 0:
+        assert status in (1, 2) and len(err.strip().splitlines()) == 1
+        return
+    predictions = tmp_path / "predictions.csv"
+    status, _, err = _cli(capsys, "predict", model, data, "--out", predictions,
+                            "--proba")
+    assert status == 0, err
+    rows = predictions.read_text().strip().splitlines()
+    assert len(rows) == N + 1
+    values = np.array([[float(v) for v in row.split(",")] for row in rows[1:]])
+    assert np.isfinite(values).all()
+
+
+@pytest.mark.xfail(strict=True, raises=AttributeError,
+                   reason="the loader lets AttributeError through for an archive "
+                   "member that is not an .npy array, so the command line shows a "
+                   "traceback")
+def test_cli_info_on_a_model_with_a_foreign_member(capsys, tmp_path):
+    import zipfile
+
+    model = tmp_path / "model.npz"
+    _network().save(model)
+    with zipfile.ZipFile(model) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members["params.npy"] = b"not an array"
+    with zipfile.ZipFile(model, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    status, _, err = _cli(capsys, "info", model)
+    assert status == 2 and "model.npz" in err

@@ -57,7 +57,6 @@ with atheris.instrument_imports():
     from numpy.lib import format as npy_format  # noqa: F401
 
     import cbp
-    from cbp import model_file
     from cbp.model_file import ModelFileError, load_network, save_network
 
 KNOWN = {name for name in os.environ.get("CBP_FUZZ_KNOWN", "").split(",") if name}
@@ -66,8 +65,9 @@ known_seen = {}
 DOCUMENT_MODE = 0
 PARAMS_MODE = 1
 
-_scratch = tempfile.NamedTemporaryFile(prefix="cbp-fuzz-", suffix=".npz", delete=False)
-_scratch.close()
+with tempfile.NamedTemporaryFile(prefix="cbp-fuzz-", suffix=".npz",
+                                 delete=False) as _scratch:
+    pass
 
 
 def _members(path):
