@@ -20,6 +20,10 @@ Differences from scikit-learn
 * ``warm_start=True`` keeps the optimizer's state (moments, step count) from one
   ``fit`` to the next, as ``partial_fit`` does; scikit-learn starts a new
   optimizer at every ``fit``.
+* ``partial_fit`` works with ``early_stopping=True``: each batch that can spare
+  2 samples holds out ``validation_fraction`` of them and appends a validation
+  score (the weights are not rolled back between calls); smaller batches train
+  on all their samples. scikit-learn refuses the combination.
 * Sparse inputs are accepted but turned into dense arrays, since the core works
   on dense matrices.
 * With several regression outputs ``loss_`` adds up the outputs' half squared
@@ -803,7 +807,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified for a single
         output) and stop when its accuracy stalls; the best weights are kept.
-        Stochastic solvers only.
+        Stochastic solvers only. With :meth:`partial_fit`, see the module notes.
     validation_fraction : float, default=0.1
         Fraction held out with ``early_stopping``.
     beta_1 : float, default=0.9
@@ -1035,7 +1039,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Columns follow :attr:`classes_`.
         """
         outputs = self._forward(X)
-        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+        multilabel = self._label_binarizer.y_type_ == "multilabel-indicator"
+        if self.n_outputs_ == 1 and not multilabel:
             p = outputs.ravel()
             return np.column_stack([1 - p, p])
         return outputs
