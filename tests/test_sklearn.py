@@ -359,3 +359,20 @@ def test_pipeline_grid_search_and_cross_validation(blobs):
     assert scores.shape == (3,) and scores.mean() > 0.5
     cloned = clone(search.best_estimator_)
     assert not hasattr(cloned[-1], "coefs_")
+
+
+def test_divergence_raises_value_error(regression):
+    X, y = regression
+    reg = MLPRegressor((5,), solver="sgd", learning_rate_init=10.0, random_state=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        reg.fit(X * 1e3, y * 1e3)
+
+
+def test_feature_names_are_kept(blobs):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    clf = quiet_fit(MLPClassifier((5,), max_iter=3, random_state=0), frame, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
+    with pytest.warns(UserWarning, match="feature names"):
+        clf.predict(X)
