@@ -376,3 +376,15 @@ def test_feature_names_are_kept(blobs):
     np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
     with pytest.warns(UserWarning, match="feature names"):
         clf.predict(X)
+
+
+def test_warm_start_may_change_solver_and_early_stopping(blobs):
+    X, y = blobs
+    clf = quiet_fit(MLPClassifier((5,), solver="lbfgs", max_iter=5,
+                                  warm_start=True, random_state=0), X, y)
+    assert not hasattr(clf, "loss_curve_")
+    quiet_fit(clf.set_params(solver="adam", max_iter=3), X, y)
+    assert len(clf.loss_curve_) == 3 and clf.validation_scores_ is None
+    quiet_fit(clf.set_params(early_stopping=True), X, y)
+    assert len(clf.validation_scores_) == 3 and clf.best_loss_ is None
+    assert len(clf.loss_curve_) == 6

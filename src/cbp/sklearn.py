@@ -282,7 +282,8 @@ class _LBFGSMonitor:
 class _BaseMLP(BaseEstimator):
     """Parameters, fitting and persistence shared by the two estimators."""
 
-    # Set by the subclasses: cbp's loss for the targets, and whether y is labels.
+    # Whether y holds class labels (the classifier sets it); the subclasses
+    # also name cbp's loss in _loss, the classifier once it has seen y.
     _is_classifier = False
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *,
@@ -492,16 +493,28 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = OUT_ACTIVATION_NAMES[output]
         self._best_params = self._network.params.copy()
         if self.solver != "lbfgs":
+            self._start_stochastic_records()
+
+    def _start_stochastic_records(self):
+        """Set up the stochastic solvers' records, or adapt them to the settings.
+
+        A warm start may follow an L-BFGS fit (no records yet) or switch
+        ``early_stopping``; the records then start afresh for what is monitored.
+        """
+        if "loss_curve_" not in self.__dict__:
             self.loss_curve_ = []
             self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = None
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+            self._no_improvement_count = 0
+        elif not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = self.best_validation_score_ = None
+            self._no_improvement_count = 0
 
     def _get_trainer(self, seed):
         """Return the Trainer, keeping it (and its optimizer state) when possible."""
@@ -598,6 +611,7 @@ class _BaseMLP(BaseEstimator):
         return X, Y, sample_weight, (X_val, y_val, w_val)
 
     def _fit_stochastic(self, X, Y, y, sample_weight, rng, incremental):
+        self._start_stochastic_records()
         validation = None
         if self.early_stopping:
             X, Y, sample_weight, validation = self._split_validation(
