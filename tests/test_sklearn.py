@@ -388,3 +388,11 @@ def test_warm_start_may_change_solver_and_early_stopping(blobs):
     quiet_fit(clf.set_params(early_stopping=True), X, y)
     assert len(clf.validation_scores_) == 3 and clf.best_loss_ is None
     assert len(clf.loss_curve_) == 6
+
+
+def test_refit_starts_new_records(regression):
+    """A second fit without warm_start forgets the first fit's loss curve."""
+    X, y = regression
+    reg = MLPRegressor((5,), max_iter=4, random_state=0, n_iter_no_change=50)
+    first = list(quiet_fit(reg, X, y).loss_curve_)
+    assert quiet_fit(reg, X, y).loss_curve_ == first

@@ -492,6 +492,10 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = layer_units[-1]
         self.out_activation_ = OUT_ACTIVATION_NAMES[output]
         self._best_params = self._network.params.copy()
+        # A new fit forgets the records of an earlier one.
+        for name in ("loss_curve_", "validation_scores_", "best_validation_score_",
+                     "best_loss_", "_no_improvement_count"):
+            self.__dict__.pop(name, None)
         if self.solver != "lbfgs":
             self._start_stochastic_records()
 
