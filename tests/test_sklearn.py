@@ -150,6 +150,19 @@ def test_early_stopping_matches_sklearn(blobs):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
 
 
+def test_adaptive_rate_with_early_stopping_matches_sklearn(blobs):
+    """With early stopping, a stalled validation score slows the adaptive rate."""
+    X, y = blobs
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", momentum=0.0,
+                  shuffle=False, learning_rate="adaptive", learning_rate_init=0.2,
+                  early_stopping=True, n_iter_no_change=2, max_iter=60,
+                  random_state=4)
+    ours = quiet_fit(MLPClassifier(**params), X, y)
+    theirs = quiet_fit(neural_network.MLPClassifier(**params), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ > 3 * params["n_iter_no_change"]
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
+
+
 def test_partial_fit_with_early_stopping_validates_when_it_can(blobs):
     """Each batch large enough gives a validation score; a tiny one just trains."""
     X, y = blobs

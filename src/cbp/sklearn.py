@@ -223,8 +223,9 @@ class _EpochMonitor:
         what = "Validation score" if self.validation is not None else "Training loss"
         message = (f"{what} did not improve more than tol={est.tol:f} for "
                    f"{est.n_iter_no_change} consecutive epochs.")
-        adaptive = est.solver == "sgd" and est.learning_rate == "adaptive"
-        if self.validation is not None or not adaptive:
+        # The adaptive rate reacts to a stall (of the loss or of the validation
+        # score) by slowing down; every other setting stops.
+        if not (est.solver == "sgd" and est.learning_rate == "adaptive"):
             if est.verbose:
                 progress_logger.info("%s Stopping.", message)
             self.converged = True
