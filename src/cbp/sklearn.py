@@ -12,8 +12,12 @@ does not.
 
 Differences from scikit-learn
 -----------------------------
-* Adam places ``epsilon`` as ``torch.optim.Adam`` does (outside the bias
-  correction of the second moment); results differ slightly from scikit-learn's.
+* Adam adds ``epsilon`` to the bias-corrected root of the second moment, as
+  ``torch.optim.Adam`` does; scikit-learn adds it before the correction, so
+  early steps differ slightly.
+* SGD's momentum buffer holds gradients (``torch.optim.SGD``'s form) where
+  scikit-learn's holds steps; the two agree at a constant learning rate and
+  differ slightly while ``invscaling`` or ``adaptive`` changes it.
 * Shuffling uses cbp's own generator (seeded from ``random_state``), so the batch
   order is not scikit-learn's; the initial weights are drawn exactly as
   scikit-learn draws them.
