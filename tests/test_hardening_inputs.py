@@ -183,6 +183,21 @@ def test_fit_does_not_modify_validation_data():
     _assert_unchanged(y_val, y_snap)
 
 
+def test_bad_validation_data_is_refused_naming_it():
+    X, y = _data()
+    X_val = X[:4].copy()
+    X_val[1, 2] = np.inf
+    network = _network()
+    before = network.params.copy()
+    with pytest.raises(ValueError, match=r"validation_data\[0\] contains inf"):
+        _fit(network, X, y, validation_data=(X_val, y[:4]))
+    with pytest.raises(ValueError, match=r"validation_data\[1\] has 3 rows"):
+        _fit(network, X, y, validation_data=(X[:4], y[:3]))
+    with pytest.raises(ValueError, match=r"validation_data\[0\] has 3 features"):
+        _fit(network, X, y, validation_data=(X[:4, :3], y[:4]))
+    assert network.params.tobytes() == before.tobytes()
+
+
 # -- refused input ----------------------------------------------------------------
 
 

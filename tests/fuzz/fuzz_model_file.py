@@ -35,7 +35,7 @@ It ends with libFuzzer's statistics, for example::
 To keep looking for other faults once one is known (and reported), name its
 exception classes in ``CBP_FUZZ_KNOWN`` (comma-separated, e.g.
 ``CBP_FUZZ_KNOWN=TokenError``): those are counted and reported at the end
-instead of stopping the run.
+instead of stopping the run (their counts are printed at each power of two).
 
 Options after the script name go to libFuzzer (``-help=1`` lists them); the
 last argument is the corpus directory, created and seeded when missing or empty.
@@ -142,7 +142,10 @@ def test_one_input(data):
         name = type(error).__name__
         if name not in KNOWN:
             raise
-        known_seen[name] = known_seen.get(name, 0) + 1
+        count = known_seen[name] = known_seen.get(name, 0) + 1
+        if count & (count - 1) == 0:
+            # libFuzzer leaves through C's exit(), so report as it goes.
+            print(f"known fault {name} seen {count} times", file=sys.stderr)
         return
     # A file that loads gives a usable network.
     net = loaded.network
