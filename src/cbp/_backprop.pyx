@@ -516,3 +516,19 @@ def loss_and_gradient(Layout layout, floating[::1] params,
         if l2 != 0:
             total += 0.5 * l2 * squared_weights(spec, &params[0])
     return total
+
+
+def workspace_correct(Workspace ws, int loss, const floating[:, ::1] Y,
+                      const floating[::1] weight):
+    """Return the weighted count of right rows among the workspace's last outputs.
+
+    The outputs are those of the last forward pass of ``len(Y)`` rows through
+    ``ws`` (for example by :func:`loss_and_gradient`).
+    """
+    cdef int L = ws.layout.spec.n_layers
+    cdef int n = Y.shape[0]
+    cdef int k = Y.shape[1]
+    if n > ws.max_batch or ws.itemsize != sizeof(floating) or k != ws.layout.spec.sizes[L]:
+        raise ValueError("Y does not match the workspace")
+    return count_correct(loss, n, k, <floating*> ws.A[L - 1], &Y[0, 0],
+                         &weight[0] if weight.shape[0] > 0 else NULL)

@@ -76,7 +76,8 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
 
     Parameters are updated in place after each batch. ``weight`` of length 0
     means unweighted samples. With ``l2_per_sample`` the penalty of a batch is
-    ``l2 / (2 n_batch) sum ||W||^2`` (scikit-learn's convention), otherwise
+    ``l2 / (2 w_batch) sum ||W||^2`` with ``w_batch`` the batch's total sample
+    weight (its row count when unweighted; scikit-learn's convention), otherwise
     ``l2 / 2 sum ||W||^2``.
 
     Returns
@@ -162,7 +163,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                     batch_weight += wb[i]
             else:
                 batch_weight = rows
-            l2_batch = l2 / rows if l2_per_sample else l2
+            l2_batch = l2 / batch_weight if l2_per_sample else l2
 
             # Forward, loss and output delta, backward.
             forward_pass(spec, &params[0], xb, <int> rows, Z, A)

@@ -342,18 +342,23 @@ class LBFGS(Optimizer):
         Number of curvature pairs kept (scipy's ``maxcor``).
     max_fun : int, default=15000
         Largest number of loss evaluations in one fit.
-    tol : float, default=1e-7
+    tol : float, default=1e-5
         Stop when the largest gradient entry falls below this (scipy's ``gtol``).
+    ftol : float, default=2.220446049250313e-09
+        Stop when the relative reduction of the loss falls below this (scipy's
+        ``ftol``, with scipy's default).
     """
 
     kind = "lbfgs"
     full_batch = True
 
-    def __init__(self, lr=1.0, history_size=10, max_fun=15000, tol=1e-7):
+    def __init__(self, lr=1.0, history_size=10, max_fun=15000, tol=1e-5,
+                 ftol=2.220446049250313e-09):
         super().__init__(lr)
         self.history_size = check_positive_int(history_size, "history_size")
         self.max_fun = check_positive_int(max_fun, "max_fun")
         self.tol = check_real(tol, "tol", low=0)
+        self.ftol = check_real(ftol, "ftol", low=0)
 
     def config(self):
         """L-BFGS has no per-step rule in the core."""
@@ -366,7 +371,7 @@ class LBFGS(Optimizer):
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
         return dict(lr=self.lr, history_size=self.history_size,
-                    max_fun=self.max_fun, tol=self.tol)
+                    max_fun=self.max_fun, tol=self.tol, ftol=self.ftol)
 
 
 OPTIMIZERS = {

@@ -621,7 +621,7 @@ class Trainer:
                 state[...] = state_snapshot
                 self.optimizer.step_count = step_before
                 raise TrainingDivergedError(
-                    f"the training loss became {'NaN or infinite'} in epoch "
+                    "the training loss became NaN or infinite in epoch "
                     f"{self.epochs_done + 1}; the parameters of the last finite epoch "
                     "were restored. Try a lower learning rate (optimizer lr) or scale "
                     "the inputs (for example to zero mean and unit variance)."
@@ -655,11 +655,13 @@ class Trainer:
         grad = np.empty_like(net.params)
         tracker = _BestTracker(self.early_stopping, net)
         accepted = net.params.copy()
-        l2 = self.l2 / n if self.l2_per_sample else self.l2
-        last = {"loss": math.nan}
+        total_weight = weight.sum() if weight.size else n
+        l2 = self.l2 / total_weight if self.l2_per_sample else self.l2
+        evaluated = np.empty_like(net.params)
 
         def loss_and_grad(theta):
             net.params[...] = theta
+            evaluated[...] = net.params
             value = _backprop.loss_and_gradient(
                 net._layout, net.params, X, Y, weight, self._loss_code, l2, grad,
                 workspace,
@@ -667,23 +669,28 @@ class Trainer:
             return value, grad.astype(np.float64)
 
         started = [time.perf_counter()]
+        diverged = [False]
 
         def after_iteration(intermediate_result):
+            loss = float(intermediate_result.fun)
+            if not math.isfinite(loss):
+                diverged[0] = True
+                raise StopIteration
             theta = intermediate_result.x
             accepted[...] = theta
             net.params[...] = theta
             self.epochs_done += 1
             self.samples_seen += n
-            loss = float(intermediate_result.fun)
-            if not math.isfinite(loss):
-                raise StopIteration
             record = self._record(self.epochs_done, loss, None, validation, opt.lr,
                                   time.perf_counter() - started[0])
             if self.loss in CLASSIFICATION_LOSSES:
-                out = np.empty((n, net.n_outputs), dtype=net.dtype)
-                _backprop.forward(net._layout, net.params, X, out, PREDICT_CHUNK)
-                record["accuracy"] = _accuracy(out, Y, self.loss, weight)
-            last["loss"] = loss
+                # The line search normally ends on the accepted point, whose
+                # outputs are then still in the workspace.
+                if not np.array_equal(evaluated, net.params):
+                    loss_and_grad(net.params)
+                correct = _backprop.workspace_correct(workspace, self._loss_code, Y,
+                                                      weight)
+                record["accuracy"] = correct / total_weight
             started[0] = time.perf_counter()
             if self._after_epoch(record, progress, tracker):
                 self.history.stopped_early = tracker.stopped
@@ -695,7 +702,7 @@ class Trainer:
                 method="L-BFGS-B", callback=after_iteration,
                 options=dict(maxiter=self.epochs, maxfun=opt.max_fun,
                              maxcor=opt.history_size, gtol=opt.tol,
-                             ftol=opt.tol),
+                             ftol=opt.ftol),
             )
         except KeyboardInterrupt:
             # A line search may have left a trial point: keep the last accepted one.
@@ -703,12 +710,11 @@ class Trainer:
             self.history.interrupted = True
             raise
         net.params[...] = accepted
-        if self.epochs_done == 0 or not math.isfinite(last["loss"]) and result.nit:
-            if not np.isfinite(net.params).all() or not math.isfinite(result.fun):
-                raise TrainingDivergedError(
-                    "the L-BFGS loss became NaN or infinite. Try scaling the inputs "
-                    "(for example to zero mean and unit variance)."
-                )
+        if diverged[0] or not np.isfinite(accepted).all():
+            raise TrainingDivergedError(
+                "the L-BFGS loss became NaN or infinite. Try scaling the inputs "
+                "(for example to zero mean and unit variance)."
+            )
         self.lbfgs_result_ = result
         self.history.best_epoch = tracker.best_epoch
         tracker.finish()
