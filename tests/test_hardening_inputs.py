@@ -321,6 +321,50 @@ def test_batch_of_zero_weights_does_not_diverge():
     assert np.isfinite(network.params).all()
 
 
+def test_set_params_accepts_variants_and_keeps_them():
+    network = _network()
+    values = np.arange(network.n_params, dtype=np.float64) / network.n_params
+    for variant in (values.tolist(), _read_only(values), values.astype(np.float32),
+                    values[::-1].copy()[::-1]):
+        snap = _snapshot(variant)
+        network.set_params(variant)
+        np.testing.assert_array_equal(network.params,
+                                      np.asarray(variant, dtype=np.float64))
+        _assert_unchanged(variant, snap)
+    with pytest.raises(ValueError, match=r"values has shape \(3,\); expected"):
+        network.set_params(values[:3])
+    with pytest.raises(ValueError, match=r"values contains NaN"):
+        network.set_params(np.full(network.n_params, np.nan))
+
+
+@pytest.mark.xfail(strict=True, reason="set_params checks finiteness before the cast: "
+                   "a float32 network stores 1e39 as inf with only a RuntimeWarning")
+def test_set_params_refuses_values_beyond_float32():
+    network = _network("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="values"):
+            network.set_params(np.full(network.n_params, 1e39))
+    assert np.isfinite(network.params).all()
+
+
+@pytest.mark.xfail(strict=True, reason="set_params drops the imaginary part of "
+                   "complex values (ComplexWarning only) and lets numpy's isfinite "
+                   "TypeError, which names no argument, through for strings")
+@pytest.mark.parametrize("kind", ["complex", "str", "None"])
+def test_set_params_refuses_non_real_values_naming_them(kind):
+    network = _network()
+    n = network.n_params
+    values = {"complex": np.full(n, 1 + 1j), "str": np.full(n, "1"),
+              "None": [None] * n}[kind]
+    before = network.params.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TypeError, match=r"\bvalues\b"):
+            network.set_params(values)
+    assert network.params.tobytes() == before.tobytes()
+
+
 # -- limits -------------------------------------------------------------------------
 
 
