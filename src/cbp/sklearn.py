@@ -94,9 +94,6 @@ OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax",
 # scikit-learn's adaptive rate gives up once the rate falls to this value.
 MIN_ADAPTIVE_LR = 1e-6
 
-# scipy's default ftol for L-BFGS-B, which scikit-learn's MLP leaves in place.
-LBFGS_FTOL = 2.220446049250313e-09
-
 
 def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
@@ -247,41 +244,10 @@ class _EpochMonitor:
         return False
 
 
-class _LBFGSMonitor:
-    """scikit-learn's L-BFGS stopping rule, as a Trainer callback.
-
-    scikit-learn hands ``tol`` to scipy as the gradient tolerance only. Until
-    cbp's LBFGS takes the two tolerances apart, the trainer runs with scipy's
-    default loss tolerance for both, and this callback ends the fit once the
-    largest gradient entry at the accepted point is at most ``tol``: the
-    iteration at which scipy itself would have stopped.
-    """
-
-    def __init__(self, estimator, X, Y, sample_weight, l2):
-        self.estimator = estimator
-        self.data = (X, Y, sample_weight)
-        self.l2 = l2
-        self.iterations = 0
-        self.converged = False
-
-    def __call__(self, trainer, record):
-        est = self.estimator
-        self.iterations += 1
-        if est.verbose:
-            progress_logger.info("Iteration %d, loss = %.8f", self.iterations,
-                                 record["loss"])
-        # TODO(cbp.optim.LBFGS: separate ftol and gtol): this costs one more
-        # loss-and-gradient evaluation per iteration, which scipy's own gtol
-        # test would not.
-        X, Y, sample_weight = self.data
-        _, grad_weights, grad_biases = est._network.gradients(
-            X, Y, est._loss, sample_weight=sample_weight, l2=self.l2
-        )
-        largest = max(float(np.abs(g).max()) for g in grad_weights + grad_biases)
-        if largest <= est.tol:
-            self.converged = True
-            return True
-        return False
+def _log_lbfgs_iteration(trainer, record):
+    """Trainer callback: scikit-learn's verbose line for each L-BFGS iteration."""
+    progress_logger.info("Iteration %d, loss = %.8f", record["epoch"], record["loss"])
+    return False
 
 
 class _BaseMLP(BaseEstimator):
@@ -402,9 +368,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "adam":
             return optim.Adam(lr=self.learning_rate_init,
                               betas=(self.beta_1, self.beta_2), eps=self.epsilon)
-        # scipy's default ftol, as scikit-learn leaves it; the gradient tolerance
-        # tol is tested by _LBFGSMonitor (LBFGS has one tolerance for both).
-        return optim.LBFGS(max_fun=self.max_fun, tol=min(self.tol, LBFGS_FTOL))
+        # tol is the gradient tolerance; ftol stays at scipy's default, as in
+        # scikit-learn.
+        return optim.LBFGS(max_fun=self.max_fun, tol=self.tol)
 
     # -- fitted state ----------------------------------------------------------
 
@@ -581,15 +547,6 @@ class _BaseMLP(BaseEstimator):
             ) from error
         return self
 
-    def _l2(self, sample_weight, n_samples):
-        # TODO(cbp.trainer: l2_per_sample over the batch weight): scikit-learn
-        # divides the penalty by the batch's total sample weight, the core by its
-        # number of rows. Scaling alpha by rows / total weight makes the two agree
-        # exactly for full batches (and lbfgs) and on average for minibatches.
-        if sample_weight is None:
-            return float(self.alpha)
-        return float(self.alpha) * n_samples / float(sample_weight.sum())
-
     def _split_validation(self, X, Y, y, sample_weight, rng, incremental):
         """Hold out ``validation_fraction`` of the data for early stopping.
 
@@ -647,7 +604,7 @@ class _BaseMLP(BaseEstimator):
         trainer.batch_size = batch_size
         trainer.epochs = 1 if incremental else self.max_iter
         trainer.shuffle = self.shuffle
-        trainer.l2 = self._l2(sample_weight, n_samples)
+        trainer.l2 = float(self.alpha)
         invscaling = self.solver == "sgd" and self.learning_rate == "invscaling"
         trainer.schedule = InvScaling(self.power_t) if invscaling else Schedule()
         monitor = _EpochMonitor(self, n_samples, validation)
@@ -673,10 +630,9 @@ class _BaseMLP(BaseEstimator):
     def _fit_lbfgs(self, X, Y, sample_weight, rng):
         trainer = self._get_trainer(seed=int(rng.randint(np.iinfo(np.int32).max)))
         trainer.epochs = self.max_iter
-        trainer.l2 = self._l2(sample_weight, X.shape[0])
+        trainer.l2 = float(self.alpha)
         trainer.schedule = Schedule()
-        monitor = _LBFGSMonitor(self, X, Y, sample_weight, trainer.l2 / X.shape[0])
-        trainer.callbacks = [monitor]
+        trainer.callbacks = [_log_lbfgs_iteration] if self.verbose else []
         try:
             trainer.fit(X, Y, sample_weight=sample_weight)
         finally:
@@ -684,7 +640,7 @@ class _BaseMLP(BaseEstimator):
         result = trainer.lbfgs_result_
         self.n_iter_ = int(result.nit)
         self.loss_ = float(result.fun)
-        if result.status != 0 and not monitor.converged:
+        if result.status != 0:
             message = result.message
             if isinstance(message, bytes):
                 message = message.decode("latin1")
