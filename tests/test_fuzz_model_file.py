@@ -189,18 +189,12 @@ def _with_member(seed, name, content):
     return _archive(members)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="a member without the .npy magic comes back from np.load "
-                   "as bytes, and the loader calls .dtype on it")
 def test_member_that_is_not_npy_is_refused(seeds, tmp_path):
     data = _with_member(seeds[1], "params.npy", b"not an npy array")
     with pytest.raises(ModelFileError):
         load_network(_write(tmp_path / "raw.npz", data))
 
 
-@pytest.mark.xfail(strict=True, reason="numpy's header parser raises "
-                   "tokenize.TokenError on an unterminated string, which the "
-                   "loader lets through")
 @pytest.mark.parametrize("name", ["params.npy", "document.npy"])
 def test_unparsable_npy_header_is_refused(seeds, tmp_path, name):
     header = b"{'descr': '<f8"

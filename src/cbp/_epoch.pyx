@@ -163,28 +163,33 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                     batch_weight += wb[i]
             else:
                 batch_weight = rows
-            l2_batch = l2 / batch_weight if l2_per_sample else l2
+            # A batch of zero total weight carries no information: skip it
+            # rather than divide 0 by 0.
+            if batch_weight > 0:
+                l2_batch = l2 / batch_weight if l2_per_sample else l2
 
-            # Forward, loss and output delta, backward.
-            forward_pass(spec, &params[0], xb, <int> rows, Z, A)
-            batch_loss = loss_and_delta(loss, spec.activation[L - 1], <int> rows,
-                                        <int> k, Z[L - 1], A[L - 1], yb, wb,
-                                        batch_weight, D[L - 1]) / batch_weight
-            if l2_batch != 0:
-                batch_loss += 0.5 * l2_batch * squared_weights(spec, &params[0])
-            if not isfinite(batch_loss):
-                status = STATUS_DIVERGED
-                break
-            correct += count_correct(loss, <int> rows, <int> k, A[L - 1], yb, wb)
-            backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones, l2_batch,
-                          &grad[0])
+                # Forward, loss and output delta, backward.
+                forward_pass(spec, &params[0], xb, <int> rows, Z, A)
+                batch_loss = loss_and_delta(
+                    loss, spec.activation[L - 1], <int> rows, <int> k, Z[L - 1],
+                    A[L - 1], yb, wb, batch_weight, D[L - 1]) / batch_weight
+                if l2_batch != 0:
+                    batch_loss += (0.5 * l2_batch
+                                   * squared_weights(spec, &params[0]))
+                if not isfinite(batch_loss):
+                    status = STATUS_DIVERGED
+                    break
+                correct += count_correct(loss, <int> rows, <int> k, A[L - 1], yb,
+                                         wb)
+                backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones,
+                              l2_batch, &grad[0])
 
-            # Update every parameter in one pass over the flat buffer.
-            step += 1
-            optimizer_step(&cfg, step, n_params, &params[0], &grad[0], &s1[0], &s2[0],
-                           &s3[0])
-            loss_sum += batch_loss * batch_weight
-            weight_sum += batch_weight
+                # Update every parameter in one pass over the flat buffer.
+                step += 1
+                optimizer_step(&cfg, step, n_params, &params[0], &grad[0], &s1[0],
+                               &s2[0], &s3[0])
+                loss_sum += batch_loss * batch_weight
+                weight_sum += batch_weight
             batches += 1
             start += rows
 

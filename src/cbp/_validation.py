@@ -30,23 +30,33 @@ def check_dtype(dtype):
 
 def _numeric_array(values, name):
     """Turn an array-like into a real numeric ndarray, without changing it."""
+    if values is None:
+        raise TypeError(f"{name} is None; expected an array of numbers")
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{name} must be an array of numbers, got a string")
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{name} could not be read as an array of numbers: {error}") from None
+        raise ValueError(
+            f"{name} could not be read as an array of numbers: {error}"
+        ) from None
     kind = array.dtype.kind
     if kind in "biuf":
         return array
     if kind == "c":
-        raise TypeError(f"{name} has complex dtype {array.dtype}; expected real numbers")
+        raise TypeError(
+            f"{name} has complex dtype {array.dtype}; expected real numbers"
+        )
     if kind == "O":
+        # NumPy would turn None into NaN; it is missing data, not a number.
         try:
+            if any(value is None for value in array.flat):
+                raise TypeError
             return array.astype(np.float64)
         except (ValueError, TypeError):
             raise TypeError(
-                f"{name} has dtype object with non-numeric entries; expected real numbers"
+                f"{name} has dtype object with non-numeric entries; expected real "
+                "numbers"
             ) from None
     raise TypeError(f"{name} has dtype {array.dtype}; expected real numbers")
 
@@ -104,6 +114,14 @@ def _to_finite_float(array, name, dtype):
             "data or use dtype='float64'"
         )
     return converted
+
+
+def as_vector(values, name, dtype, length):
+    """Return ``values`` as a finite 1-D array of ``length`` entries of ``dtype``."""
+    array = _numeric_array(values, name)
+    if array.shape != (length,):
+        raise ValueError(f"{name} has shape {array.shape}; expected ({length},)")
+    return _to_finite_float(array, name, dtype)
 
 
 def as_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):

@@ -319,11 +319,19 @@ class _Reader:
             with np.load(self.path, allow_pickle=False) as archive:
                 for name in sizes:
                     arrays[name] = archive[name]
-        except (ValueError, OSError, EOFError, KeyError, RuntimeError,
-                zipfile.BadZipFile, zlib.error) as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            self.fail(f"damaged or unreadable array data ({error})")
+        except (FileNotFoundError, MemoryError):
+            raise
+        except Exception as error:
+            # NumPy's header parser can fail in many ways on damaged bytes
+            # (ValueError, SyntaxError, tokenize errors, zlib errors, ...): every
+            # one of them means the same thing here.
+            self.fail(
+                f"damaged or unreadable array data ({type(error).__name__}: {error})"
+            )
+        for name, value in arrays.items():
+            # A member without the .npy magic comes back as raw bytes.
+            if not isinstance(value, np.ndarray):
+                self.fail(f"{name} is not a NumPy array")
         return arrays
 
     def document(self, raw):

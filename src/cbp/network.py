@@ -8,6 +8,7 @@ from cbp import _backprop
 from cbp._validation import (
     MAX_BLAS_INT,
     as_matrix,
+    as_vector,
     as_sample_weight,
     as_targets,
     check_dtype,
@@ -61,9 +62,10 @@ def check_loss(loss, output):
 def _check_result(values, what):
     """Raise rather than hand back NaN or infinity from finite inputs."""
     if not np.isfinite(values).all():
+        advice = " or use dtype='float64'" if values.dtype == np.float32 else ""
         raise FloatingPointError(
             f"{what} overflowed to NaN or infinity; scale the inputs (for example "
-            "to zero mean and unit variance) or use dtype='float64'"
+            f"to zero mean and unit variance){advice}"
         )
 
 
@@ -252,13 +254,7 @@ class Network:
         ----------
         values : array-like of shape (n_params,)
         """
-        values = np.asarray(values)
-        if values.shape != self.params.shape:
-            raise ValueError(
-                f"values has shape {values.shape}; expected ({self.n_params},)"
-            )
-        if not np.isfinite(values).all():
-            raise ValueError("values contains NaN or infinite entries")
+        values = as_vector(values, "values", self.dtype, self.n_params)
         self.params[...] = values
 
     def forward(self, X):
@@ -334,7 +330,7 @@ class Network:
         value = _backprop.loss_and_gradient(
             self._layout, self.params, X, Y, weight, code, l2, grad
         )
-        _check_result(np.array([value]), "the loss")
+        _check_result(np.array([value], dtype=self.dtype), "the loss")
         _check_result(grad, "the gradient")
         grad_weights, grad_biases = self._views(grad)
         return value, grad_weights, grad_biases
@@ -359,7 +355,7 @@ class Network:
             self._layout, self.params, X, Y, weight, code, out, PREDICT_CHUNK
         )
         value = total / (weight.sum() if weight.size else X.shape[0])
-        _check_result(np.array([value]), "the loss")
+        _check_result(np.array([value], dtype=self.dtype), "the loss")
         return value
 
     def save(self, path, optimizer=None, metadata=None):

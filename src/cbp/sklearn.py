@@ -250,6 +250,17 @@ def _log_lbfgs_iteration(trainer, record):
     return False
 
 
+def _refuse_complex(X):
+    """Refuse complex X with a message that names it (scikit-learn's does not)."""
+    dtype = getattr(X, "dtype", None)
+    if not isinstance(dtype, np.dtype):
+        dtype = np.asarray(X).dtype
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: X has dtype {dtype}; expected real numbers"
+        )
+
+
 class _BaseMLP(BaseEstimator):
     """Parameters, fitting and persistence shared by the two estimators."""
 
@@ -656,6 +667,7 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         check_is_fitted(self)
+        _refuse_complex(X)
         X = validate_data(self, X, accept_sparse=["csr", "csc"],
                           dtype=(np.float64, np.float32), reset=False)
         return self._network.forward(_dense(X))
@@ -881,6 +893,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         """Return dense ``X``, the binarised targets and the labels ``y``."""
+        _refuse_complex(X)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              multi_output=True, dtype=(np.float64, np.float32),
                              reset=reset)
@@ -1163,6 +1176,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         """Return dense ``X``, the targets as a 2-D array and ``y``."""
+        _refuse_complex(X)
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"],
                              multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset)
