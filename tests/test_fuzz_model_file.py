@@ -220,13 +220,7 @@ def test_mutated_npy_members(seeds, tmp_path, data):
         at = data.draw(st.integers(6, 127) | st.integers(0, len(raw) - 1))
         raw[at] = data.draw(st.integers(0, 255))
     # Keep the magic, so np.load reads the member as an array (see the
-    # xfail test above for members without it).
+    # test above for members without it).
     raw[:6] = b"\x93NUMPY"
     members["params.npy"] = bytes(raw)
-    try:
-        _load_only_model_file_errors(tmp_path / "npy.npz", _archive(members))
-    except Exception as error:
-        # TODO(numpy header parsing): drop this once the loader turns
-        # tokenize.TokenError into ModelFileError (xfail test above).
-        if type(error).__name__ != "TokenError":
-            raise
+    _load_only_model_file_errors(tmp_path / "npy.npz", _archive(members))
