@@ -330,7 +330,8 @@ class Network:
         value = _backprop.loss_and_gradient(
             self._layout, self.params, X, Y, weight, code, l2, grad
         )
-        _check_result(np.array([value], dtype=self.dtype), "the loss")
+        with np.errstate(over="ignore"):
+            _check_result(np.array([value], dtype=self.dtype), "the loss")
         _check_result(grad, "the gradient")
         grad_weights, grad_biases = self._views(grad)
         return value, grad_weights, grad_biases
@@ -355,7 +356,8 @@ class Network:
             self._layout, self.params, X, Y, weight, code, out, PREDICT_CHUNK
         )
         value = total / (weight.sum() if weight.size else X.shape[0])
-        _check_result(np.array([value], dtype=self.dtype), "the loss")
+        with np.errstate(over="ignore"):
+            _check_result(np.array([value], dtype=self.dtype), "the loss")
         return value
 
     def save(self, path, optimizer=None, metadata=None):

@@ -58,6 +58,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_is_fitted
 
 from cbp import optim
+from cbp._validation import MAX_BLAS_INT
 from cbp.network import Network
 from cbp.schedules import InvScaling, Schedule
 from cbp.trainer import Trainer, TrainingDivergedError
@@ -251,7 +252,15 @@ def _log_lbfgs_iteration(trainer, record):
 
 
 def _refuse_complex(X):
-    """Refuse complex X with a message that names it (scikit-learn's does not)."""
+    """Refuse complex X with a message that names it (scikit-learn's does not).
+
+    Also refuses, before any copy is made, more rows than BLAS can index.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) >= 1 and shape[0] > MAX_BLAS_INT:
+        raise ValueError(
+            f"X has {shape[0]} rows; at most {MAX_BLAS_INT} are supported"
+        )
     dtype = getattr(X, "dtype", None)
     if not isinstance(dtype, np.dtype):
         dtype = np.asarray(X).dtype
