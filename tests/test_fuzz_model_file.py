@@ -19,9 +19,13 @@ from hypothesis import strategies as st
 import cbp
 from cbp.model_file import ModelFileError, load_network, save_network
 
-FUZZ = settings(max_examples=200, deadline=2000, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=200,
+    deadline=2000,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _seed_files(directory):
@@ -31,13 +35,15 @@ def _seed_files(directory):
     y = (X[:, 0] > 0).astype(np.int64)
     paths = []
     for dtype in ("float32", "float64"):
-        net = cbp.Network([3, 4, 2], activation="tanh", output="softmax", dtype=dtype,
-                          seed=1)
+        net = cbp.Network(
+            [3, 4, 2], activation="tanh", output="softmax", dtype=dtype, seed=1
+        )
         path = directory / f"plain-{dtype}.npz"
         save_network(path, net, metadata={"classes": ["a", "b"], "scale": [1.5, 2.0]})
         paths.append(path)
-        trainer = cbp.Trainer(net, "cross_entropy", "adam", batch_size=8, epochs=1,
-                              seed=2, verbose=0)
+        trainer = cbp.Trainer(
+            net, "cross_entropy", "adam", batch_size=8, epochs=1, seed=2, verbose=0
+        )
         trainer.fit(X, y)
         path = directory / f"trainer-{dtype}.npz"
         save_network(path, net, trainer=trainer)
@@ -107,7 +113,7 @@ def mutated_seed(draw, seeds):
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 16))]
+            del data[at : at + draw(st.integers(1, 16))]
         else:
             del data[at:]
     return bytes(data)
@@ -121,11 +127,21 @@ def test_mutated_files(seeds, tmp_path, data):
 
 
 def _json_values():
-    scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
-               | st.floats(allow_nan=False) | st.text(max_size=8))
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                        max_leaves=8)
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats(allow_nan=False)
+        | st.text(max_size=8)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=8,
+    )
 
 
 @st.composite
@@ -149,18 +165,33 @@ def mutated_document(draw, seeds):
         if action == "remove":
             del target[key]
         else:
-            target[key] = draw(_json_values() | st.sampled_from(
-                [[3, 4, 2], [3, 2], [0, 2], [2**40, 2], "float16", "relu", 10**30, -1]))
-    members["document.npy"] = _npy(np.frombuffer(json.dumps(doc).encode(),
-                                                 dtype=np.uint8))
+            target[key] = draw(
+                _json_values()
+                | st.sampled_from(
+                    [
+                        [3, 4, 2],
+                        [3, 2],
+                        [0, 2],
+                        [2**40, 2],
+                        "float16",
+                        "relu",
+                        10**30,
+                        -1,
+                    ]
+                )
+            )
+    members["document.npy"] = _npy(
+        np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    )
     return _archive(members)
 
 
 @FUZZ
 @given(st.data())
 def test_mutated_documents(seeds, tmp_path, data):
-    _load_only_model_file_errors(tmp_path / "document.npz",
-                                 data.draw(mutated_document(seeds)))
+    _load_only_model_file_errors(
+        tmp_path / "document.npz", data.draw(mutated_document(seeds))
+    )
 
 
 @st.composite
@@ -180,7 +211,9 @@ def replaced_array(draw, seeds):
 @FUZZ
 @given(st.data())
 def test_replaced_arrays(seeds, tmp_path, data):
-    _load_only_model_file_errors(tmp_path / "array.npz", data.draw(replaced_array(seeds)))
+    _load_only_model_file_errors(
+        tmp_path / "array.npz", data.draw(replaced_array(seeds))
+    )
 
 
 def _with_member(seed, name, content):

@@ -34,13 +34,19 @@ def _data(seed=0):
 
 
 def _network(dtype="float64"):
-    return cbp.Network([D, 5, K], activation="tanh", output="softmax", dtype=dtype,
-                       seed=3)
+    return cbp.Network(
+        [D, 5, K], activation="tanh", output="softmax", dtype=dtype, seed=3
+    )
 
 
 def _fit(network, X, y, **kwargs):
-    options = {"optimizer": "adam", "batch_size": 5, "epochs": 2, "seed": 7,
-               "verbose": 0}
+    options = {
+        "optimizer": "adam",
+        "batch_size": 5,
+        "epochs": 2,
+        "seed": 7,
+        "verbose": 0,
+    }
     options.update(kwargs)
     trainer = cbp.Trainer(network, "cross_entropy", **options)
     return trainer.fit(X, y)
@@ -121,8 +127,10 @@ def test_fit_and_predict_accept_variants_of_X(name, dtype):
     _assert_unchanged(variant, snap)
 
 
-@pytest.mark.parametrize("name", ["list", "int64", "uint8", "float32", "fortran",
-                                  "negative_strides", "read_only"])
+@pytest.mark.parametrize(
+    "name",
+    ["list", "int64", "uint8", "float32", "fortran", "negative_strides", "read_only"],
+)
 def test_fit_accepts_variants_of_targets_and_weights(name):
     X, y = _data()
     Y = np.eye(K)[y]
@@ -130,21 +138,26 @@ def test_fit_accepts_variants_of_targets_and_weights(name):
     weight = (np.arange(N) % 3 + 1.0)[:, None] * np.ones((1, 2))
     Y_variant = X_VARIANTS[name](Y)
     w_variant = X_VARIANTS[name](weight)
-    w_variant = w_variant[:, 0] if isinstance(w_variant, np.ndarray) else [
-        row[0] for row in w_variant]
+    w_variant = (
+        w_variant[:, 0]
+        if isinstance(w_variant, np.ndarray)
+        else [row[0] for row in w_variant]
+    )
     snaps = [_snapshot(Y_variant), _snapshot(w_variant)]
 
     reference = _network()
     _fit(reference, X, np.asarray(Y_variant, dtype=np.float64))
     with_weight = _network()
-    trainer = cbp.Trainer(with_weight, "cross_entropy", "adam", batch_size=5, epochs=2,
-                          seed=7, verbose=0)
+    trainer = cbp.Trainer(
+        with_weight, "cross_entropy", "adam", batch_size=5, epochs=2, seed=7, verbose=0
+    )
     trainer.fit(X, Y, sample_weight=np.asarray(w_variant, dtype=np.float64))
     network = _network()
     _fit(network, X, Y_variant)
     weighted = _network()
-    trainer = cbp.Trainer(weighted, "cross_entropy", "adam", batch_size=5, epochs=2,
-                          seed=7, verbose=0)
+    trainer = cbp.Trainer(
+        weighted, "cross_entropy", "adam", batch_size=5, epochs=2, seed=7, verbose=0
+    )
     trainer.fit(X, Y_variant, sample_weight=w_variant)
 
     assert network.params.tobytes() == reference.params.tobytes()
@@ -163,8 +176,9 @@ def test_gradients_accept_variants_of_all_arguments():
     Y_odd = np.asfortranarray(Y.astype(np.uint8))
     w_odd = _read_only(weight.astype(np.uint8))[::-1][::-1]
     snaps = [_snapshot(a) for a in (X_odd, Y_odd, w_odd)]
-    value2, gw2, gb2 = network.gradients(X_odd, Y_odd, "cross_entropy",
-                                         sample_weight=w_odd)
+    value2, gw2, gb2 = network.gradients(
+        X_odd, Y_odd, "cross_entropy", sample_weight=w_odd
+    )
     assert value2 == value
     for a, b in zip(gw + gb, gw2 + gb2):
         assert a.tobytes() == b.tobytes()
@@ -219,10 +233,18 @@ def _bad_X_cases():
         ("complex", X.astype(complex), TypeError, r"X has complex dtype"),
         ("str array", X.astype(str), TypeError, r"X has dtype <U"),
         ("string", "1 2 3 4", TypeError, r"X must be an array of numbers"),
-        ("object words", np.full((N, D), "a", dtype=object), TypeError,
-         r"X has dtype object with non-numeric entries"),
-        ("ragged", [[1.0, 2.0, 3.0, 4.0], [1.0]], ValueError,
-         r"X could not be read as an array"),
+        (
+            "object words",
+            np.full((N, D), "a", dtype=object),
+            TypeError,
+            r"X has dtype object with non-numeric entries",
+        ),
+        (
+            "ragged",
+            [[1.0, 2.0, 3.0, 4.0], [1.0]],
+            ValueError,
+            r"X could not be read as an array",
+        ),
         ("None", None, TypeError, r"X is None; expected an array"),
     ]
 
@@ -257,8 +279,12 @@ def _bad_y_cases():
     Y_nan[5, 0] = np.nan
     return [
         ("short", y[:-1], ValueError, r"Y has 11 rows but X has 12"),
-        ("long 2-D", np.eye(K)[np.arange(N + 1) % K], ValueError,
-         r"Y has 13 rows but X has 12"),
+        (
+            "long 2-D",
+            np.eye(K)[np.arange(N + 1) % K],
+            ValueError,
+            r"Y has 13 rows but X has 12",
+        ),
         ("3-D", Y[None], ValueError, r"Y must be 1-D or 2-D"),
         ("columns", Y[:, :2], ValueError, r"Y has 2 columns .*3 outputs"),
         ("nan", Y_nan, ValueError, r"Y contains nan at index \(5, 0\)"),
@@ -289,14 +315,21 @@ def test_bad_targets_are_refused(case):
     _assert_unchanged(Y, snap)
 
 
-@pytest.mark.parametrize("weight, error, message", [
-    (np.ones(N - 1), ValueError, r"sample_weight must have shape \(12,\).*\(11,\)"),
-    (np.ones((N, 1)), ValueError, r"sample_weight must have shape \(12,\).*\(12, 1\)"),
-    (np.full(N, np.inf), ValueError, r"sample_weight contains inf"),
-    (-np.ones(N), ValueError, r"sample_weight has negative entries"),
-    (np.zeros(N), ValueError, r"sample_weight sums to 0"),
-    (np.ones(N, dtype=complex), TypeError, r"sample_weight has complex dtype"),
-])
+@pytest.mark.parametrize(
+    "weight, error, message",
+    [
+        (np.ones(N - 1), ValueError, r"sample_weight must have shape \(12,\).*\(11,\)"),
+        (
+            np.ones((N, 1)),
+            ValueError,
+            r"sample_weight must have shape \(12,\).*\(12, 1\)",
+        ),
+        (np.full(N, np.inf), ValueError, r"sample_weight contains inf"),
+        (-np.ones(N), ValueError, r"sample_weight has negative entries"),
+        (np.zeros(N), ValueError, r"sample_weight sums to 0"),
+        (np.ones(N, dtype=complex), TypeError, r"sample_weight has complex dtype"),
+    ],
+)
 def test_bad_sample_weight_is_refused_by_fit(weight, error, message):
     X, y = _data()
     snap = _snapshot(weight)
@@ -312,8 +345,15 @@ def test_batch_of_zero_weights_does_not_diverge():
     X = np.arange(8.0).reshape(4, 2)
     y = np.array([0, 1, 0, 1])
     network = cbp.Network([2, 2], output="softmax", seed=0)
-    trainer = cbp.Trainer(network, "cross_entropy", "sgd", batch_size=2, epochs=1,
-                          shuffle=False, verbose=0)
+    trainer = cbp.Trainer(
+        network,
+        "cross_entropy",
+        "sgd",
+        batch_size=2,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     history = trainer.fit(X, y, sample_weight=[0, 0, 1, 1])
     assert np.isfinite(history["loss"]).all()
     assert np.isfinite(network.params).all()
@@ -322,12 +362,17 @@ def test_batch_of_zero_weights_does_not_diverge():
 def test_set_params_accepts_variants_and_keeps_them():
     network = _network()
     values = np.arange(network.n_params, dtype=np.float64) / network.n_params
-    for variant in (values.tolist(), _read_only(values), values.astype(np.float32),
-                    values[::-1].copy()[::-1]):
+    for variant in (
+        values.tolist(),
+        _read_only(values),
+        values.astype(np.float32),
+        values[::-1].copy()[::-1],
+    ):
         snap = _snapshot(variant)
         network.set_params(variant)
-        np.testing.assert_array_equal(network.params,
-                                      np.asarray(variant, dtype=np.float64))
+        np.testing.assert_array_equal(
+            network.params, np.asarray(variant, dtype=np.float64)
+        )
         _assert_unchanged(variant, snap)
     with pytest.raises(ValueError, match=r"values has shape \(3,\); expected"):
         network.set_params(values[:3])
@@ -348,8 +393,11 @@ def test_set_params_refuses_values_beyond_float32():
 def test_set_params_refuses_non_real_values_naming_them(kind):
     network = _network()
     n = network.n_params
-    values = {"complex": np.full(n, 1 + 1j), "str": np.full(n, "1"),
-              "None": [None] * n}[kind]
+    values = {
+        "complex": np.full(n, 1 + 1j),
+        "str": np.full(n, "1"),
+        "None": [None] * n,
+    }[kind]
     before = network.params.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -384,16 +432,20 @@ def test_batch_larger_than_data_is_one_full_batch():
     assert larger.params.tobytes() == full.params.tobytes()
 
 
-@pytest.mark.parametrize("loss, output, n_out", [
-    ("cross_entropy", "softmax", 3),
-    ("binary_cross_entropy", "sigmoid", 1),
-])
+@pytest.mark.parametrize(
+    "loss, output, n_out",
+    [
+        ("cross_entropy", "softmax", 3),
+        ("binary_cross_entropy", "sigmoid", 1),
+    ],
+)
 def test_labels_of_one_class_train_towards_that_class(loss, output, n_out):
     X, _ = _data()
     y = np.zeros(N, dtype=np.int64) if loss == "cross_entropy" else np.ones((N, 1))
     network = cbp.Network([D, 5, n_out], activation="tanh", output=output, seed=0)
-    trainer = cbp.Trainer(network, loss, "adam", batch_size=4, epochs=30, seed=0,
-                          verbose=0)
+    trainer = cbp.Trainer(
+        network, loss, "adam", batch_size=4, epochs=30, seed=0, verbose=0
+    )
     before = network.predict(X)
     history = trainer.fit(X, y)
     assert np.isfinite(history["loss"]).all()
@@ -409,8 +461,9 @@ def test_labels_of_one_class_train_towards_that_class(loss, output, n_out):
 def test_balanced_class_weight_with_one_class():
     X, _ = _data()
     network = _network()
-    trainer = cbp.Trainer(network, "cross_entropy", "adam", batch_size=4, epochs=2,
-                          seed=0, verbose=0)
+    trainer = cbp.Trainer(
+        network, "cross_entropy", "adam", batch_size=4, epochs=2, seed=0, verbose=0
+    )
     history = trainer.fit(X, np.zeros(N, dtype=np.int64), class_weight="balanced")
     assert np.isfinite(history["loss"]).all()
 
@@ -484,9 +537,12 @@ def test_more_rows_than_blas_can_index_are_refused_without_allocating():
     X = np.broadcast_to(np.zeros((1, D)), (rows, D))
     y = np.broadcast_to(np.zeros(1, dtype=np.int64), (rows,))
     network = _network()
-    for call in (lambda: network.forward(X), lambda: network.predict(X),
-                 lambda: network.gradients(X, y, "cross_entropy"),
-                 lambda: _fit(network, X, y)):
+    for call in (
+        lambda: network.forward(X),
+        lambda: network.predict(X),
+        lambda: network.gradients(X, y, "cross_entropy"),
+        lambda: _fit(network, X, y),
+    ):
         peak, message = _peak_allocation(call)
         assert f"X has {rows} rows" in message
         assert peak < 2**20
@@ -503,7 +559,9 @@ def test_layers_beyond_blas_int_are_refused_without_allocating(sizes):
 
 
 def _stable_sigmoid(z):
-    return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), 1 - 1 / (1 + np.exp(-np.abs(z))))
+    return np.where(
+        z >= 0, 1 / (1 + np.exp(-np.abs(z))), 1 - 1 / (1 + np.exp(-np.abs(z)))
+    )
 
 
 def _softmax(z):
@@ -530,8 +588,11 @@ def test_saturated_softmax_keeps_the_exact_output_delta(dtype, scale):
     value, gw, gb = network.gradients(X, y, "cross_entropy")
     assert np.isfinite(value)
     # Log-sum-exp: the loss of a confidently wrong sample is the logit gap.
-    expected_loss = np.mean(np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
-                            + z.max(1) - z[np.arange(4), y])
+    expected_loss = np.mean(
+        np.log(np.exp(z - z.max(1, keepdims=True)).sum(1))
+        + z.max(1)
+        - z[np.arange(4), y]
+    )
     np.testing.assert_allclose(value, expected_loss, rtol=1e-6)
     np.testing.assert_array_equal(gb[0], np.mean(a - Y, axis=0).astype(dtype))
     np.testing.assert_allclose(gw[0], (a - Y).T @ X / 4, rtol=1e-6)
@@ -552,8 +613,9 @@ def test_saturated_sigmoid_keeps_the_exact_output_delta(dtype, scale):
     a = _stable_sigmoid(z)
     value, gw, gb = network.gradients(X, Y, "binary_cross_entropy")
     assert np.isfinite(value)
-    expected_loss = np.mean(np.sum(np.maximum(z, 0) - z * Y
-                                   + np.log1p(np.exp(-np.abs(z))), axis=1))
+    expected_loss = np.mean(
+        np.sum(np.maximum(z, 0) - z * Y + np.log1p(np.exp(-np.abs(z))), axis=1)
+    )
     np.testing.assert_allclose(value, expected_loss, rtol=1e-6)
     np.testing.assert_allclose(gb[0], np.mean(a - Y, axis=0), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(gw[0], (a - Y).T @ X / 5, rtol=1e-6, atol=1e-7)
@@ -566,8 +628,9 @@ def test_training_on_saturated_logits_stays_finite(dtype):
     network.weights[0][...] = [[1e4, 0], [0, 1e4]]
     X = np.array([[1.0, 0.0], [0.0, 1.0]] * 4)
     y = np.array([1, 0] * 4)  # every sample confidently wrong
-    trainer = cbp.Trainer(network, "cross_entropy", "sgd", batch_size=4, epochs=3,
-                          seed=0, verbose=0)
+    trainer = cbp.Trainer(
+        network, "cross_entropy", "sgd", batch_size=4, epochs=3, seed=0, verbose=0
+    )
     history = trainer.fit(X, y)
     assert np.isfinite(history["loss"]).all()
     assert np.isfinite(network.params).all()
@@ -581,13 +644,16 @@ def _estimators():
     sklearn_api = pytest.importorskip("cbp.sklearn")
     X, y = _data()
     options = {"hidden_layer_sizes": (5,), "max_iter": 3, "random_state": 0}
-    return [(sklearn_api.MLPClassifier, options, y),
-            (sklearn_api.MLPRegressor, options, X[:, 0] - X[:, 1])]
+    return [
+        (sklearn_api.MLPClassifier, options, y),
+        (sklearn_api.MLPRegressor, options, X[:, 0] - X[:, 1]),
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("name", ["int64", "fortran", "negative_strides", "read_only",
-                                  "list", "every_other"])
+@pytest.mark.parametrize(
+    "name", ["int64", "fortran", "negative_strides", "read_only", "list", "every_other"]
+)
 def test_estimators_accept_variants_of_X(name):
     X, _ = _data()
     variant = X_VARIANTS[name](X)
@@ -605,11 +671,13 @@ def _bad_estimator_X():
     with_nan[1, 1] = np.nan
     with_inf = X.copy()
     with_inf[2, 0] = np.inf
-    return [("nan", with_nan, r"X contains NaN"),
-            ("inf", with_inf, r"X contains infinity"),
-            ("1-D", X[:, 0], r"Expected 2D array, got 1D"),
-            ("zero samples", X[:0], r"0 sample\(s\)"),
-            ("zero features", X[:, :0], r"0 feature\(s\)")]
+    return [
+        ("nan", with_nan, r"X contains NaN"),
+        ("inf", with_inf, r"X contains infinity"),
+        ("1-D", X[:, 0], r"Expected 2D array, got 1D"),
+        ("zero samples", X[:0], r"0 sample\(s\)"),
+        ("zero features", X[:, :0], r"0 feature\(s\)"),
+    ]
 
 
 BAD_ESTIMATOR_X = _bad_estimator_X()
@@ -668,8 +736,9 @@ def test_classifier_with_one_class():
     X, _ = _data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = sklearn_api.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3,
-                                           random_state=0).fit(X, np.full(N, 7))
+        fitted = sklearn_api.MLPClassifier(
+            hidden_layer_sizes=(5,), max_iter=3, random_state=0
+        ).fit(X, np.full(N, 7))
     assert (fitted.predict(X) == 7).all()
 
 
@@ -688,8 +757,10 @@ def _table(X, y):
 
 
 BAD_TABLES = {
-    "inf": (lambda t: np.where(np.arange(t.size).reshape(t.shape) == 5, np.inf, t),
-            "inf"),
+    "inf": (
+        lambda t: np.where(np.arange(t.size).reshape(t.shape) == 5, np.inf, t),
+        "inf",
+    ),
     "complex": (lambda t: t.astype(complex), "complex128"),
     "str": (lambda t: t.astype(str), "<U"),
     "3-D": (lambda t: t[None], "expected 2-D"),
@@ -705,8 +776,18 @@ def test_cli_refuses_bad_arrays_in_one_line(capsys, tmp_path, name):
     data = tmp_path / f"{name.replace(' ', '_')}.npy"
     np.save(data, make(_table(X, y)))
     model = tmp_path / "model.npz"
-    status, _, err = _cli(capsys, "train", data, "--target", "-1", "--epochs", "1",
-                            "--quiet", "--out", model)
+    status, _, err = _cli(
+        capsys,
+        "train",
+        data,
+        "--target",
+        "-1",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        model,
+    )
     assert status == 2
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert data.name in err and message in err
@@ -718,15 +799,28 @@ def test_cli_with_huge_values_trains_or_refuses_cleanly(capsys, tmp_path):
     data = tmp_path / "huge.npy"
     np.save(data, _table(X * 1e30, y))
     model = tmp_path / "model.npz"
-    status, _, err = _cli(capsys, "train", data, "--target", "-1", "--epochs", "2",
-                            "--batch-size", "4", "--quiet", "--out", model)
+    status, _, err = _cli(
+        capsys,
+        "train",
+        data,
+        "--target",
+        "-1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        model,
+    )
     assert "Traceback" not in err
     if status != 0:
         assert status in (1, 2) and len(err.strip().splitlines()) == 1
         return
     predictions = tmp_path / "predictions.csv"
-    status, _, err = _cli(capsys, "predict", model, data, "--out", predictions,
-                            "--proba")
+    status, _, err = _cli(
+        capsys, "predict", model, data, "--out", predictions, "--proba"
+    )
     assert status == 0, err
     rows = predictions.read_text().strip().splitlines()
     assert len(rows) == N + 1

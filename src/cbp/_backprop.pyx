@@ -528,7 +528,8 @@ def workspace_correct(Workspace ws, int loss, const floating[:, ::1] Y,
     cdef int L = ws.layout.spec.n_layers
     cdef int n = Y.shape[0]
     cdef int k = Y.shape[1]
-    if n > ws.max_batch or ws.itemsize != sizeof(floating) or k != ws.layout.spec.sizes[L]:
+    if (n > ws.max_batch or ws.itemsize != sizeof(floating)
+            or k != ws.layout.spec.sizes[L]):
         raise ValueError("Y does not match the workspace")
     return count_correct(loss, n, k, <floating*> ws.A[L - 1], &Y[0, 0],
                          &weight[0] if weight.shape[0] > 0 else NULL)

@@ -122,7 +122,8 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
         raise ValueError("the workspace does not match the network or its dtype")
     if batch_size < 1 or batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
         raise ValueError("batch_size is larger than the preallocated buffers")
-    if n == 0 or Y.shape[0] != n or order.shape[0] != n or (weighted and weight.shape[0] != n):
+    if (n == 0 or Y.shape[0] != n or order.shape[0] != n
+            or (weighted and weight.shape[0] != n)):
         raise ValueError("X, Y, weight and order must have the same number of rows")
 
     with nogil:

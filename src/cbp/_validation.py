@@ -24,7 +24,9 @@ def check_dtype(dtype):
             f"dtype={dtype!r} is not a dtype; expected 'float32' or 'float64'"
         ) from None
     if resolved not in (np.float32, np.float64):
-        raise ValueError(f"dtype={dtype!r} is not supported; expected 'float32' or 'float64'")
+        raise ValueError(
+            f"dtype={dtype!r} is not supported; expected 'float32' or 'float64'"
+        )
     return resolved.type
 
 
@@ -85,9 +87,13 @@ def as_matrix(values, name, dtype, n_features=None):
         )
     n, d = array.shape
     if n == 0:
-        raise ValueError(f"{name} has 0 samples (shape {array.shape}); expected at least 1")
+        raise ValueError(
+            f"{name} has 0 samples (shape {array.shape}); expected at least 1"
+        )
     if d == 0:
-        raise ValueError(f"{name} has 0 features (shape {array.shape}); expected at least 1")
+        raise ValueError(
+            f"{name} has 0 features (shape {array.shape}); expected at least 1"
+        )
     if n_features is not None and d != n_features:
         raise ValueError(
             f"{name} has {d} features (shape {array.shape}); the network expects "
@@ -99,7 +105,7 @@ def as_matrix(values, name, dtype, n_features=None):
 
 
 def _to_finite_float(array, name, dtype):
-    """Convert a numeric array to C-ordered ``dtype``, refusing NaN, inf and overflow."""
+    """Convert to C-ordered ``dtype``, refusing NaN, inf and overflow."""
     if array.dtype.kind == "f":
         _check_finite(array, name)
     with np.errstate(over="ignore"):
@@ -164,8 +170,9 @@ def as_targets(Y, name, loss, n_samples, n_outputs, dtype):
             _check_finite(array, name)
             if not np.array_equal(array, np.round(array)):
                 raise ValueError(
-                    f"{name} is 1-D with non-integer values; for cross_entropy expected "
-                    "integer class labels or (n_samples, n_classes) probabilities"
+                    f"{name} is 1-D with non-integer values; for cross_entropy "
+                    "expected integer class labels or (n_samples, n_classes) "
+                    "probabilities"
                 )
         labels = array.astype(np.int64)
         if labels.min() < 0 or labels.max() >= n_outputs:
@@ -194,7 +201,8 @@ def as_targets(Y, name, loss, n_samples, n_outputs, dtype):
         if low < 0 or (loss == "binary_cross_entropy" and high > 1):
             expected = "[0, 1]" if loss == "binary_cross_entropy" else ">= 0"
             raise ValueError(
-                f"{name} has values from {low} to {high}; {loss} expects targets {expected}"
+                f"{name} has values from {low} to {high}; {loss} expects "
+                f"targets {expected}"
             )
     return converted
 

@@ -22,7 +22,6 @@ import numbers
 import os
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,8 +132,11 @@ def _document(network, trainer, optimizer, metadata):
     """Return the JSON text and the optimizer buffers (or None) to be saved."""
     if not isinstance(network, Network):
         raise TypeError(f"network must be a cbp.Network, got {type(network).__name__}")
-    if (trainer is not None and optimizer is not None
-            and optimizer is not trainer.optimizer):
+    if (
+        trainer is not None
+        and optimizer is not None
+        and optimizer is not trainer.optimizer
+    ):
         raise ValueError(
             "give either trainer or optimizer: the trainer's state already holds "
             "its optimizer's"
@@ -378,13 +380,20 @@ class _Reader:
             if key not in arch:
                 self.fail(f"the architecture has no {key!r}")
         sizes = arch["layer_sizes"]
-        if (not isinstance(sizes, list) or len(sizes) < 2 or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 1
-                for s in sizes)):
+        if (
+            not isinstance(sizes, list)
+            or len(sizes) < 2
+            or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes
+            )
+        ):
             self.fail(f"layer_sizes={sizes!r}; expected at least 2 positive integers")
         activations = arch["activations"]
-        if (not isinstance(activations, list) or len(activations) != len(sizes) - 2
-                or not all(a in HIDDEN_ACTIVATIONS for a in activations)):
+        if (
+            not isinstance(activations, list)
+            or len(activations) != len(sizes) - 2
+            or not all(a in HIDDEN_ACTIVATIONS for a in activations)
+        ):
             self.fail(
                 f"activations={activations!r}; expected {len(sizes) - 2} names among "
                 f"{', '.join(HIDDEN_ACTIVATIONS)}"
@@ -447,12 +456,16 @@ class _Reader:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 self.fail(f"trainer.{key}={value!r}; expected an integer >= 0")
         rng = state.get("rng_state")
-        if rng is not None and (isinstance(rng, bool) or not isinstance(rng, int)
-                                or not 0 <= rng < 2**64):
+        if rng is not None and (
+            isinstance(rng, bool) or not isinstance(rng, int) or not 0 <= rng < 2**64
+        ):
             self.fail(f"trainer.rng_state={rng!r}; expected an unsigned 64-bit integer")
         base_lr = state.get("base_lr")
-        if (isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real)
-                or not math.isfinite(base_lr)):
+        if (
+            isinstance(base_lr, bool)
+            or not isinstance(base_lr, numbers.Real)
+            or not math.isfinite(base_lr)
+        ):
             self.fail(f"trainer.base_lr={base_lr!r}; expected a finite number")
         schedule = state.get("schedule", {})
         if not isinstance(schedule, dict):
@@ -496,15 +509,23 @@ def load_network(path):
     doc = reader.document(reader.arrays({DOCUMENT: sizes[DOCUMENT]}, {})[DOCUMENT])
     arch, n_params = reader.architecture(doc["architecture"])
     dtype = np.dtype(arch["dtype"])
-    arrays = reader.arrays(sizes, {
-        PARAMS: n_params * dtype.itemsize,
-        # Optimizers keep at most a few buffers per parameter.
-        OPTIMIZER_STATE: 8 * n_params * dtype.itemsize,
-    })
+    arrays = reader.arrays(
+        sizes,
+        {
+            PARAMS: n_params * dtype.itemsize,
+            # Optimizers keep at most a few buffers per parameter.
+            OPTIMIZER_STATE: 8 * n_params * dtype.itemsize,
+        },
+    )
     params = reader.parameter_array(arrays[PARAMS], PARAMS, dtype, (n_params,))
 
-    network = Network(arch["layer_sizes"], activation=list(arch["activations"]),
-                      output=arch["output"], dtype=arch["dtype"], seed=0)
+    network = Network(
+        arch["layer_sizes"],
+        activation=list(arch["activations"]),
+        output=arch["output"],
+        dtype=arch["dtype"],
+        seed=0,
+    )
     network.params[...] = params
 
     optimizer_state = None

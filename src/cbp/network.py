@@ -114,8 +114,14 @@ class Network:
     (2, 3)
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="identity",
-                 dtype="float64", seed=None):
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        output="identity",
+        dtype="float64",
+        seed=None,
+    ):
         self.layer_sizes = self._check_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         if isinstance(activation, str):
@@ -169,12 +175,18 @@ class Network:
             ) from None
         if len(sizes) < 2:
             raise ValueError(
-                f"layer_sizes={layer_sizes!r} needs at least 2 entries (inputs, outputs)"
+                f"layer_sizes={layer_sizes!r} needs at least 2 entries "
+                "(inputs, outputs)"
             )
         for size in sizes:
-            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            if (
+                isinstance(size, bool)
+                or not isinstance(size, numbers.Integral)
+                or size < 1
+            ):
                 raise ValueError(
-                    f"layer_sizes={layer_sizes!r} must hold positive integers; got {size!r}"
+                    f"layer_sizes={layer_sizes!r} must hold positive integers; "
+                    f"got {size!r}"
                 )
         sizes = tuple(int(s) for s in sizes)
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -189,7 +201,7 @@ class Network:
         weights, biases = [], []
         for w_start, b_start, n_out, n_in in self._layout.offsets():
             weights.append(flat[w_start:b_start].reshape(n_out, n_in))
-            biases.append(flat[b_start:b_start + n_out])
+            biases.append(flat[b_start : b_start + n_out])
         return weights, biases
 
     def initialize(self, seed=None):
@@ -236,7 +248,7 @@ class Network:
         )
 
     def copy(self):
-        """Return an independent copy of the network (same architecture and parameters)."""
+        """Return an independent copy: same architecture, copied parameters."""
         other = Network.__new__(Network)
         other.layer_sizes = self.layer_sizes
         other.activations = self.activations

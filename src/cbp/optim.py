@@ -45,10 +45,23 @@ class Optimizer:
         dict
         """
         fields = dict(
-            kind=_KINDS[self.kind], lr=self.lr, momentum=0.0, dampening=0.0,
-            weight_decay=0.0, beta1=0.0, beta2=0.0, eps=0.0, alpha=0.0,
-            eta_minus=0.0, eta_plus=0.0, step_min=0.0, step_max=0.0,
-            nesterov=False, amsgrad=False, centered=False, decoupled=False,
+            kind=_KINDS[self.kind],
+            lr=self.lr,
+            momentum=0.0,
+            dampening=0.0,
+            weight_decay=0.0,
+            beta1=0.0,
+            beta2=0.0,
+            eps=0.0,
+            alpha=0.0,
+            eta_minus=0.0,
+            eta_plus=0.0,
+            step_min=0.0,
+            step_max=0.0,
+            nesterov=False,
+            amsgrad=False,
+            centered=False,
+            decoupled=False,
         )
         fields.update(self._fields())
         return fields
@@ -64,8 +77,11 @@ class Optimizer:
         n_params : int
         dtype : numpy dtype
         """
-        if (self.state is None or self.state.shape[1] != n_params
-                or self.state.dtype != dtype):
+        if (
+            self.state is None
+            or self.state.shape[1] != n_params
+            or self.state.dtype != dtype
+        ):
             self.state = self._initial_state(n_params, dtype)
             self.step_count = 0
         return self.state
@@ -94,8 +110,9 @@ class Optimizer:
             )
         state = self.prepare(params.shape[0], params.dtype)
         self.step_count += 1
-        _optim_step.step(self.config(), self.step_count, params, grad,
-                         state[0], state[1], state[2])
+        _optim_step.step(
+            self.config(), self.step_count, params, grad, state[0], state[1], state[2]
+        )
 
     def state_dict(self):
         """Return the hyperparameters and state as plain numbers and arrays.
@@ -162,8 +179,9 @@ class SGD(Optimizer):
 
     kind = "sgd"
 
-    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0):
+    def __init__(
+        self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0
+    ):
         super().__init__(lr)
         self.momentum = check_real(momentum, "momentum", low=0)
         self.dampening = check_real(dampening, "dampening")
@@ -173,13 +191,22 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
 
     def _fields(self):
-        return dict(momentum=self.momentum, dampening=self.dampening,
-                    nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return dict(
+            momentum=self.momentum,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
-        return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening,
-                    nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return dict(
+            lr=self.lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
 
 
 class Adam(Optimizer):
@@ -201,26 +228,39 @@ class Adam(Optimizer):
     kind = "adam"
     decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
+    def __init__(
+        self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False
+    ):
         super().__init__(lr)
         if len(betas) != 2:
             raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
-        self.betas = (check_real(betas[0], "betas[0]", 0, 1, high_open=True),
-                      check_real(betas[1], "betas[1]", 0, 1, high_open=True))
+        self.betas = (
+            check_real(betas[0], "betas[0]", 0, 1, high_open=True),
+            check_real(betas[1], "betas[1]", 0, 1, high_open=True),
+        )
         self.eps = check_real(eps, "eps", low=0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
         self.amsgrad = bool(amsgrad)
 
     def _fields(self):
-        return dict(beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                    weight_decay=self.weight_decay, amsgrad=self.amsgrad,
-                    decoupled=self.decoupled)
+        return dict(
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            amsgrad=self.amsgrad,
+            decoupled=self.decoupled,
+        )
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
-        return dict(lr=self.lr, betas=tuple(self.betas), eps=self.eps,
-                    weight_decay=self.weight_decay, amsgrad=self.amsgrad)
+        return dict(
+            lr=self.lr,
+            betas=tuple(self.betas),
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            amsgrad=self.amsgrad,
+        )
 
 
 class AdamW(Adam):
@@ -240,8 +280,9 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+    def __init__(
+        self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False
+    ):
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -265,8 +306,15 @@ class RMSprop(Optimizer):
 
     kind = "rmsprop"
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+    def __init__(
+        self,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+    ):
         super().__init__(lr)
         self.alpha = check_real(alpha, "alpha", 0, 1)
         self.eps = check_real(eps, "eps", low=0)
@@ -275,14 +323,24 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _fields(self):
-        return dict(alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
-                    momentum=self.momentum, centered=self.centered)
+        return dict(
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            centered=self.centered,
+        )
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
-        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps,
-                    weight_decay=self.weight_decay, momentum=self.momentum,
-                    centered=self.centered)
+        return dict(
+            lr=self.lr,
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            centered=self.centered,
+        )
 
 
 class Rprop(Optimizer):
@@ -306,10 +364,14 @@ class Rprop(Optimizer):
 
     def __init__(self, lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
         super().__init__(lr)
-        self.etas = (check_real(etas[0], "etas[0]", 0, 1, True, True),
-                     check_real(etas[1], "etas[1]", 1, None, True))
-        self.step_sizes = (check_real(step_sizes[0], "step_sizes[0]", low=0),
-                           check_real(step_sizes[1], "step_sizes[1]", low=0))
+        self.etas = (
+            check_real(etas[0], "etas[0]", 0, 1, True, True),
+            check_real(etas[1], "etas[1]", 1, None, True),
+        )
+        self.step_sizes = (
+            check_real(step_sizes[0], "step_sizes[0]", low=0),
+            check_real(step_sizes[1], "step_sizes[1]", low=0),
+        )
 
     def _initial_state(self, n, dtype):
         state = np.zeros((3, n), dtype=dtype)
@@ -317,13 +379,18 @@ class Rprop(Optimizer):
         return state
 
     def _fields(self):
-        return dict(eta_minus=self.etas[0], eta_plus=self.etas[1],
-                    step_min=self.step_sizes[0], step_max=self.step_sizes[1])
+        return dict(
+            eta_minus=self.etas[0],
+            eta_plus=self.etas[1],
+            step_min=self.step_sizes[0],
+            step_max=self.step_sizes[1],
+        )
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
-        return dict(lr=self.lr, etas=tuple(self.etas),
-                    step_sizes=tuple(self.step_sizes))
+        return dict(
+            lr=self.lr, etas=tuple(self.etas), step_sizes=tuple(self.step_sizes)
+        )
 
 
 class LBFGS(Optimizer):
@@ -352,8 +419,14 @@ class LBFGS(Optimizer):
     kind = "lbfgs"
     full_batch = True
 
-    def __init__(self, lr=1.0, history_size=10, max_fun=15000, tol=1e-5,
-                 ftol=2.220446049250313e-09):
+    def __init__(
+        self,
+        lr=1.0,
+        history_size=10,
+        max_fun=15000,
+        tol=1e-5,
+        ftol=2.220446049250313e-09,
+    ):
         super().__init__(lr)
         self.history_size = check_positive_int(history_size, "history_size")
         self.max_fun = check_positive_int(max_fun, "max_fun")
@@ -370,8 +443,13 @@ class LBFGS(Optimizer):
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict."""
-        return dict(lr=self.lr, history_size=self.history_size,
-                    max_fun=self.max_fun, tol=self.tol, ftol=self.ftol)
+        return dict(
+            lr=self.lr,
+            history_size=self.history_size,
+            max_fun=self.max_fun,
+            tol=self.tol,
+            ftol=self.ftol,
+        )
 
 
 OPTIMIZERS = {

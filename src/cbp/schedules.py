@@ -81,7 +81,7 @@ class ExponentialLR(Schedule):
 
     def next_lr(self, epoch, base_lr, lr, monitor, samples_seen):
         """Return ``base_lr * gamma ** epoch``."""
-        return base_lr * self.gamma ** epoch
+        return base_lr * self.gamma**epoch
 
 
 class CosineAnnealingLR(Schedule):
@@ -101,9 +101,10 @@ class CosineAnnealingLR(Schedule):
     def next_lr(self, epoch, base_lr, lr, monitor, samples_seen):
         """Return ``eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2``."""
         t = min(epoch, self.T_max)
-        return self.eta_min + (base_lr - self.eta_min) * (
-            1 + math.cos(math.pi * t / self.T_max)
-        ) / 2
+        return (
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+        )
 
 
 class ReduceLROnPlateau(Schedule):
@@ -143,8 +144,10 @@ class ReduceLROnPlateau(Schedule):
 
     def state_dict(self):
         """Return the best loss seen (None before the first) and the epochs since."""
-        return {"best": None if math.isinf(self.best) else self.best,
-                "bad_epochs": self.bad_epochs}
+        return {
+            "best": None if math.isinf(self.best) else self.best,
+            "bad_epochs": self.bad_epochs,
+        }
 
 
 class InvScaling(Schedule):
@@ -195,8 +198,10 @@ class Adaptive(Schedule):
 
     def state_dict(self):
         """Return the best loss seen (None before the first) and the epochs since."""
-        return {"best": None if math.isinf(self.best) else self.best,
-                "bad_epochs": self.bad_epochs}
+        return {
+            "best": None if math.isinf(self.best) else self.best,
+            "bad_epochs": self.bad_epochs,
+        }
 
 
 SCHEDULES = {

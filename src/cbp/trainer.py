@@ -80,8 +80,10 @@ class EarlyStopping:
         self.restore_best = bool(restore_best)
 
     def __repr__(self):
-        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
-                f"restore_best={self.restore_best})")
+        return (
+            f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+            f"restore_best={self.restore_best})"
+        )
 
 
 class History:
@@ -158,18 +160,24 @@ class History:
                 "History.plot needs matplotlib; install it with "
                 "'pip install \"cbp[plot]\"' (or 'pip install matplotlib')"
             ) from None
-        has_accuracy = any(v is not None for v in self["accuracy"] + self["val_accuracy"])
-        fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(10 if has_accuracy else 5, 4))
+        has_accuracy = any(
+            v is not None for v in self["accuracy"] + self["val_accuracy"]
+        )
+        fig, axes = plt.subplots(
+            1, 2 if has_accuracy else 1, figsize=(10 if has_accuracy else 5, 4)
+        )
         axes = np.atleast_1d(axes)
         epochs = self["epoch"]
         for ax, (train_key, val_key, label) in zip(
-            axes, [("loss", "val_loss", "loss"), ("accuracy", "val_accuracy", "accuracy")]
+            axes,
+            [("loss", "val_loss", "loss"), ("accuracy", "val_accuracy", "accuracy")],
         ):
             for key, name in ((train_key, "training"), (val_key, "validation")):
                 values = self[key]
                 if any(v is not None for v in values):
-                    ax.plot(epochs, [np.nan if v is None else v for v in values],
-                            label=name)
+                    ax.plot(
+                        epochs, [np.nan if v is None else v for v in values], label=name
+                    )
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.legend()
@@ -204,7 +212,9 @@ def _class_weights(class_weight, Y, loss, n_outputs):
                 f"class_weight={class_weight!r}; expected 'balanced' or a dict"
             )
         counts = np.bincount(classes, minlength=n_classes).astype(np.float64)
-        table = np.where(counts > 0, len(classes) / (n_classes * np.maximum(counts, 1)), 0)
+        table = np.where(
+            counts > 0, len(classes) / (n_classes * np.maximum(counts, 1)), 0
+        )
     elif isinstance(class_weight, dict):
         table = np.ones(n_classes)
         for key, value in class_weight.items():
@@ -320,12 +330,28 @@ class Trainer:
         Epochs completed over every fit of this trainer (the schedule counts on).
     """
 
-    def __init__(self, network, loss, optimizer="adam", batch_size=32, epochs=10,
-                 shuffle=True, seed=None, l2=0.0, lr_schedule=None,
-                 validation_data=None, validation_split=0.0, early_stopping=None,
-                 callbacks=(), n_threads=None, verbose=1):
+    def __init__(
+        self,
+        network,
+        loss,
+        optimizer="adam",
+        batch_size=32,
+        epochs=10,
+        shuffle=True,
+        seed=None,
+        l2=0.0,
+        lr_schedule=None,
+        validation_data=None,
+        validation_split=0.0,
+        early_stopping=None,
+        callbacks=(),
+        n_threads=None,
+        verbose=1,
+    ):
         if not isinstance(network, Network):
-            raise TypeError(f"network must be a cbp.Network, got {type(network).__name__}")
+            raise TypeError(
+                f"network must be a cbp.Network, got {type(network).__name__}"
+            )
         self.network = network
         self.loss = loss
         self._loss_code = check_loss(loss, network.output)
@@ -431,10 +457,20 @@ class Trainer:
                 )
             net = self.network
             X_val = as_matrix(data[0], "validation_data[0]", net.dtype, net.n_inputs)
-            Y_val = as_targets(data[1], "validation_data[1]", self.loss, X_val.shape[0],
-                               net.n_outputs, net.dtype)
-            w_val = as_sample_weight(data[2] if len(data) == 3 else None,
-                                     X_val.shape[0], net.dtype, "validation_data[2]")
+            Y_val = as_targets(
+                data[1],
+                "validation_data[1]",
+                self.loss,
+                X_val.shape[0],
+                net.n_outputs,
+                net.dtype,
+            )
+            w_val = as_sample_weight(
+                data[2] if len(data) == 3 else None,
+                X_val.shape[0],
+                net.dtype,
+                "validation_data[2]",
+            )
             return X, Y, weight, (X_val, Y_val, w_val)
         if self.validation_split <= 0:
             return X, Y, weight, None
@@ -449,8 +485,12 @@ class Trainer:
         perm = np.random.default_rng(self.seed).permutation(n)
         val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         pick = lambda w, idx: w[idx] if w.size else w  # noqa: E731
-        return (X[train], Y[train], pick(weight, train),
-                (X[val], Y[val], pick(weight, val)))
+        return (
+            X[train],
+            Y[train],
+            pick(weight, train),
+            (X[val], Y[val], pick(weight, val)),
+        )
 
     def _evaluate(self, validation):
         X_val, Y_val, w_val = validation
@@ -460,9 +500,17 @@ class Trainer:
             self._val_workspace = _backprop.Workspace(
                 net._layout, net.dtype, min(PREDICT_CHUNK, X_val.shape[0])
             )
-        total = _backprop.evaluate(net._layout, net.params, X_val, Y_val, w_val,
-                                   self._loss_code, out, PREDICT_CHUNK,
-                                   self._val_workspace)
+        total = _backprop.evaluate(
+            net._layout,
+            net.params,
+            X_val,
+            Y_val,
+            w_val,
+            self._loss_code,
+            out,
+            PREDICT_CHUNK,
+            self._val_workspace,
+        )
         val_loss = total / (w_val.sum() if w_val.size else X_val.shape[0])
         val_acc = None
         if self.loss in CLASSIFICATION_LOSSES:
@@ -558,10 +606,16 @@ class Trainer:
     def _after_epoch(self, record, progress, tracker):
         """Progress, schedule, callbacks and early stopping; return True to stop."""
         progress.update(record)
-        monitor = record["val_loss"] if record["val_loss"] is not None else record["loss"]
+        monitor = (
+            record["val_loss"] if record["val_loss"] is not None else record["loss"]
+        )
         stop = tracker.update(record["epoch"], monitor)
         self.optimizer.lr = self.schedule.next_lr(
-            self.epochs_done, self.base_lr, self.optimizer.lr, monitor, self.samples_seen
+            self.epochs_done,
+            self.base_lr,
+            self.optimizer.lr,
+            monitor,
+            self.samples_seen,
         )
         for callback in self.callbacks:
             if callback(self, record):
@@ -586,7 +640,9 @@ class Trainer:
         rng = self._rng()
         snapshot = net.params.copy()
         state_snapshot = state.copy()
-        flops = 6.0 * sum(a * b for a, b in zip(net.layer_sizes[:-1], net.layer_sizes[1:]))
+        flops = 6.0 * sum(
+            a * b for a, b in zip(net.layer_sizes[:-1], net.layer_sizes[1:])
+        )
         check_every = max(1, int(FLOPS_PER_SIGNAL_CHECK / (flops * batch)))
         tracker = _BestTracker(self.early_stopping, net)
 
@@ -597,10 +653,29 @@ class Trainer:
             lr = self.optimizer.lr
             started = time.perf_counter()
             status, loss_sum, weight_sum, step, batches, correct = _epoch.train_epoch(
-                net._layout, workspace, net.params, grad, X, Y, weight, order, rng,
-                self.shuffle, batch, self._loss_code, self.l2, self.l2_per_sample,
-                self.optimizer.config(), state[0], state[1], state[2],
-                self.optimizer.step_count, check_every, X_batch, Y_batch, w_batch,
+                net._layout,
+                workspace,
+                net.params,
+                grad,
+                X,
+                Y,
+                weight,
+                order,
+                rng,
+                self.shuffle,
+                batch,
+                self._loss_code,
+                self.l2,
+                self.l2_per_sample,
+                self.optimizer.config(),
+                state[0],
+                state[1],
+                state[2],
+                self.optimizer.step_count,
+                check_every,
+                X_batch,
+                Y_batch,
+                w_batch,
             )
             seconds = time.perf_counter() - started
             self.optimizer.step_count = step
@@ -628,7 +703,9 @@ class Trainer:
                 )
             if status == _epoch.INTERRUPTED:
                 if batches:
-                    self._record(self.epochs_done + 1, loss, accuracy, None, lr, seconds)
+                    self._record(
+                        self.epochs_done + 1, loss, accuracy, None, lr, seconds
+                    )
                 self.history.interrupted = True
                 tracker.finish()
                 raise KeyboardInterrupt(
@@ -637,8 +714,9 @@ class Trainer:
                 )
 
             self.epochs_done += 1
-            record = self._record(self.epochs_done, loss, accuracy, validation, lr,
-                                  seconds)
+            record = self._record(
+                self.epochs_done, loss, accuracy, validation, lr, seconds
+            )
             if self._after_epoch(record, progress, tracker):
                 self.history.stopped_early = tracker.stopped
                 break
@@ -663,7 +741,14 @@ class Trainer:
             net.params[...] = theta
             evaluated[...] = net.params
             value = _backprop.loss_and_gradient(
-                net._layout, net.params, X, Y, weight, self._loss_code, l2, grad,
+                net._layout,
+                net.params,
+                X,
+                Y,
+                weight,
+                self._loss_code,
+                l2,
+                grad,
                 workspace,
             )
             return value, grad.astype(np.float64)
@@ -681,15 +766,22 @@ class Trainer:
             net.params[...] = theta
             self.epochs_done += 1
             self.samples_seen += n
-            record = self._record(self.epochs_done, loss, None, validation, opt.lr,
-                                  time.perf_counter() - started[0])
+            record = self._record(
+                self.epochs_done,
+                loss,
+                None,
+                validation,
+                opt.lr,
+                time.perf_counter() - started[0],
+            )
             if self.loss in CLASSIFICATION_LOSSES:
                 # The line search normally ends on the accepted point, whose
                 # outputs are then still in the workspace.
                 if not np.array_equal(evaluated, net.params):
                     loss_and_grad(net.params)
-                correct = _backprop.workspace_correct(workspace, self._loss_code, Y,
-                                                      weight)
+                correct = _backprop.workspace_correct(
+                    workspace, self._loss_code, Y, weight
+                )
                 record["accuracy"] = correct / total_weight
             started[0] = time.perf_counter()
             if self._after_epoch(record, progress, tracker):
@@ -698,11 +790,18 @@ class Trainer:
 
         try:
             result = minimize(
-                loss_and_grad, net.params.astype(np.float64), jac=True,
-                method="L-BFGS-B", callback=after_iteration,
-                options=dict(maxiter=self.epochs, maxfun=opt.max_fun,
-                             maxcor=opt.history_size, gtol=opt.tol,
-                             ftol=opt.ftol),
+                loss_and_grad,
+                net.params.astype(np.float64),
+                jac=True,
+                method="L-BFGS-B",
+                callback=after_iteration,
+                options=dict(
+                    maxiter=self.epochs,
+                    maxfun=opt.max_fun,
+                    maxcor=opt.history_size,
+                    gtol=opt.tol,
+                    ftol=opt.ftol,
+                ),
             )
         except KeyboardInterrupt:
             # A line search may have left a trial point: keep the last accepted one.
@@ -748,8 +847,9 @@ class _BestTracker:
         self.bad_epochs += 1
         if self.bad_epochs > self.rule.patience:
             self.stopped = True
-            logger.info("early stopping after epoch %d (best epoch %s)", epoch,
-                        self.best_epoch)
+            logger.info(
+                "early stopping after epoch %d (best epoch %s)", epoch, self.best_epoch
+            )
             return True
         return False
 
