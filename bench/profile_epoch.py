@@ -23,11 +23,16 @@ Usage::
 
 Sample output (mnist, float32, 1 thread, a shared 2-core Xeon)::
 
-    mnist float32 1 thread(s): 3 epochs of 20480 samples, 0.83 s/epoch
+    mnist float32 1 thread(s): 3 epochs of 20480 samples, 0.908 s/epoch
     kind                 share
-    gemm                 66.1%
-    update               21.0%
-    ...
+    gemm                 61.7%
+    gemv/other BLAS       0.4%
+    BLAS threads          0.0%
+    elementwise           3.4%
+    gather                4.3%
+    update               19.3%
+    first touch           4.2%
+    python/other          6.6%
 """
 
 import argparse
