@@ -114,7 +114,8 @@ def main(argv=None):
                           batch_size=cfg["batch"], epochs=args.epochs, seed=args.seed,
                           verbose=0)
     data = os.path.join(tempfile.mkdtemp(), "perf.data")
-    perf = subprocess.Popen(["perf", "record", "-q", "-p", str(os.getpid()), "-o", data],
+    command = ["perf", "record", "-q", "-p", str(os.getpid()), "-o", data]
+    perf = subprocess.Popen(command,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     with threadpool_limits(limits=args.threads):

@@ -26,9 +26,9 @@ Every peer first runs one untimed warm-up epoch; the table shows the median of
 then again: the others run inside cbp's epoch callback, outside cbp's timing),
 so that a change of load on a shared machine hits all of them alike; still,
 on a shared machine only the ratios within one row are reliable. Medians, not
-means, and every sample is kept in the JSON file. BLAS and OpenMP threads are limited with
-threadpoolctl, PyTorch's with ``torch.set_num_threads``. A peer that is not
-installed is skipped with a note.
+means, and every sample is kept in the JSON file. BLAS and OpenMP threads are
+limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``. A peer
+that is not installed is skipped with a note.
 
 An epoch of ``wide`` holds 16,384 samples, but it is timed on 1,024 (4 batches
 of 256) and scaled by 16 to keep the run short: its batches all cost the same,
@@ -104,7 +104,8 @@ PEERS = ("cbp", "torch", "sklearn", "numpy", "blas")
 SPEEDUP_TARGETS = [
     ("tiny", 1, "torch", 30.0), ("tiny", 1, "sklearn", 15.0), ("tiny", 1, "numpy", 5.0),
     ("batch1", 1, "torch", 30.0),
-    ("mnist", 1, "torch", 1.5), ("mnist", 1, "sklearn", 1.5), ("mnist", 1, "numpy", 1.0),
+    ("mnist", 1, "torch", 1.5), ("mnist", 1, "sklearn", 1.5),
+    ("mnist", 1, "numpy", 1.0),
 ]
 OVERHEAD_TARGETS = [("mnist", 1, 1.15), ("wide", 1, 1.10), ("wide", 2, 1.10)]
 # 2 threads must be no slower than 1: differences below this fraction are noise.
@@ -460,7 +461,8 @@ def check_targets(rows):
                             f"than {peer}", f"{value:.2f}x", value >= target))
         for config, threads, limit in OVERHEAD_TARGETS:
             row = by_key.get((config, dtype, threads))
-            if row is None or not row["seconds"].get("blas") or "cbp" not in row["seconds"]:
+            seconds = {} if row is None else row["seconds"]
+            if not seconds.get("blas") or "cbp" not in seconds:
                 continue
             value = row["seconds"]["cbp"] / row["seconds"]["blas"]
             results.append((f"{config} {dtype} {threads} thr: within {limit:g}x of "
@@ -590,9 +592,12 @@ def main(argv=None):
     configs = [c for c in args.configs.split(",") if c]
     for config in configs:
         if config not in CONFIGS:
-            raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
-    dtypes = (args.dtype or ("float32" if args.quick else "float32,float64")).split(",")
-    threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+            raise SystemExit(
+                f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
+    dtypes = (args.dtype or ("float32" if args.quick else "float32,float64"))
+    dtypes = dtypes.split(",")
+    threads = args.threads or ("1" if args.quick else "1,2")
+    threads = [int(t) for t in threads.split(",")]
     repeats = args.repeats or 3
     peers, notes = available_peers([p for p in args.peers.split(",") if p])
 
