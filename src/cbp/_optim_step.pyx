@@ -22,22 +22,30 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
     cdef double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps
 
     if cfg.kind == OPT_SGD:
-        # s1: momentum buffer, which starts as the first gradient.
-        for i in range(n):
-            g = grad[i]
-            if wd != 0:
-                g = g + wd * params[i]
-            if cfg.momentum != 0:
-                if step == 1:
-                    m = g
-                else:
-                    m = cfg.momentum * s1[i] + (1 - cfg.dampening) * g
-                s1[i] = m
-                if cfg.nesterov:
-                    g = g + cfg.momentum * m
-                else:
-                    g = m
-            params[i] = params[i] - lr * g
+        # One simple pass per term rather than one pass with branches inside:
+        # each loop below vectorises, which matters when steps are many and
+        # small. s1 is the momentum buffer, which starts as the first gradient.
+        if wd != 0:
+            for i in range(n):
+                grad[i] = grad[i] + <floating> wd * params[i]
+        if cfg.momentum == 0:
+            for i in range(n):
+                params[i] = params[i] - <floating> lr * grad[i]
+            return
+        if step == 1:
+            for i in range(n):
+                s1[i] = grad[i]
+        else:
+            for i in range(n):
+                s1[i] = (<floating> cfg.momentum * s1[i]
+                         + <floating> (1 - cfg.dampening) * grad[i])
+        if cfg.nesterov:
+            for i in range(n):
+                params[i] = params[i] - <floating> lr * (
+                    grad[i] + <floating> cfg.momentum * s1[i])
+        else:
+            for i in range(n):
+                params[i] = params[i] - <floating> lr * s1[i]
 
     elif cfg.kind == OPT_ADAM:
         # s1: first moment, s2: second moment, s3: running maximum (amsgrad).
