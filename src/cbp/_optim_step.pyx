@@ -20,32 +20,43 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
     cdef double wd = cfg.weight_decay
     cdef double g, m, v, denom, bc1, bc2_sqrt, step_size, avg, sign, prev
     cdef double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps
+    cdef floating gf, mf, wd_f, lr_f, mom, keep
 
     if cfg.kind == OPT_SGD:
-        # One simple pass per term rather than one pass with branches inside:
-        # each loop below vectorises, which matters when steps are many and
-        # small. s1 is the momentum buffer, which starts as the first gradient.
-        if wd != 0:
-            for i in range(n):
-                grad[i] = grad[i] + <floating> wd * params[i]
+        # One branch-free pass for each combination of options: the loops
+        # vectorise and touch each array once, which matters when steps are many
+        # and small. (Adding weight_decay * p with weight_decay = 0 changes
+        # nothing, so it is not a separate case.) s1 is the momentum buffer,
+        # which starts as the first gradient.
+        wd_f = <floating> wd
+        lr_f = <floating> lr
+        mom = <floating> cfg.momentum
+        keep = <floating> (1 - cfg.dampening)
         if cfg.momentum == 0:
             for i in range(n):
-                params[i] = params[i] - <floating> lr * grad[i]
-            return
-        if step == 1:
+                params[i] = params[i] - lr_f * (grad[i] + wd_f * params[i])
+        elif step == 1 and cfg.nesterov:
             for i in range(n):
-                s1[i] = grad[i]
+                gf = grad[i] + wd_f * params[i]
+                s1[i] = gf
+                params[i] = params[i] - lr_f * (gf + mom * gf)
+        elif step == 1:
+            for i in range(n):
+                gf = grad[i] + wd_f * params[i]
+                s1[i] = gf
+                params[i] = params[i] - lr_f * gf
+        elif cfg.nesterov:
+            for i in range(n):
+                gf = grad[i] + wd_f * params[i]
+                mf = mom * s1[i] + keep * gf
+                s1[i] = mf
+                params[i] = params[i] - lr_f * (gf + mom * mf)
         else:
             for i in range(n):
-                s1[i] = (<floating> cfg.momentum * s1[i]
-                         + <floating> (1 - cfg.dampening) * grad[i])
-        if cfg.nesterov:
-            for i in range(n):
-                params[i] = params[i] - <floating> lr * (
-                    grad[i] + <floating> cfg.momentum * s1[i])
-        else:
-            for i in range(n):
-                params[i] = params[i] - <floating> lr * s1[i]
+                gf = grad[i] + wd_f * params[i]
+                mf = mom * s1[i] + keep * gf
+                s1[i] = mf
+                params[i] = params[i] - lr_f * mf
 
     elif cfg.kind == OPT_ADAM:
         # s1: first moment, s2: second moment, s3: running maximum (amsgrad).
