@@ -7,9 +7,21 @@ reproduces PyTorch's trajectory. ``step`` counts from 1 and ``s1``, ``s2``,
 ``grad`` may be overwritten.
 """
 
+from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport pow, sqrt
 
 import numpy as np
+
+
+cdef inline floating flush(floating x) noexcept nogil:
+    """Return ``x``, or 0 when it is subnormal.
+
+    A running average whose gradient stays zero (a dead unit) decays into the
+    subnormal range, where every multiply takes a slow microcode path; values that
+    small change no parameter, so they are stored as 0.
+    """
+    cdef floating smallest = FLT_MIN if floating is float else DBL_MIN
+    return x if (x >= smallest or x <= -smallest) else 0
 
 
 cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
@@ -37,24 +49,24 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
                 params[i] = params[i] - lr_f * (grad[i] + wd_f * params[i])
         elif step == 1 and cfg.nesterov:
             for i in range(n):
-                gf = grad[i] + wd_f * params[i]
+                gf = flush(grad[i] + wd_f * params[i])
                 s1[i] = gf
                 params[i] = params[i] - lr_f * (gf + mom * gf)
         elif step == 1:
             for i in range(n):
-                gf = grad[i] + wd_f * params[i]
+                gf = flush(grad[i] + wd_f * params[i])
                 s1[i] = gf
                 params[i] = params[i] - lr_f * gf
         elif cfg.nesterov:
             for i in range(n):
                 gf = grad[i] + wd_f * params[i]
-                mf = mom * s1[i] + keep * gf
+                mf = flush(mom * s1[i] + keep * gf)
                 s1[i] = mf
                 params[i] = params[i] - lr_f * (gf + mom * mf)
         else:
             for i in range(n):
                 gf = grad[i] + wd_f * params[i]
-                mf = mom * s1[i] + keep * gf
+                mf = flush(mom * s1[i] + keep * gf)
                 s1[i] = mf
                 params[i] = params[i] - lr_f * mf
 
@@ -71,8 +83,8 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
                 g = g + wd * params[i]
             m = b1 * s1[i] + (1 - b1) * g
             v = b2 * s2[i] + (1 - b2) * g * g
-            s1[i] = m
-            s2[i] = v
+            s1[i] = flush(<floating> m)
+            s2[i] = flush(<floating> v)
             if cfg.amsgrad:
                 if v > s3[i]:
                     s3[i] = v
@@ -87,15 +99,15 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
             if wd != 0:
                 g = g + wd * params[i]
             v = cfg.alpha * s1[i] + (1 - cfg.alpha) * g * g
-            s1[i] = v
+            s1[i] = flush(<floating> v)
             if cfg.centered:
                 m = cfg.alpha * s2[i] + (1 - cfg.alpha) * g
-                s2[i] = m
+                s2[i] = flush(<floating> m)
                 avg = sqrt(v - m * m) + eps
             else:
                 avg = sqrt(v) + eps
             if cfg.momentum > 0:
-                s3[i] = cfg.momentum * s3[i] + g / avg
+                s3[i] = flush(<floating> (cfg.momentum * s3[i] + g / avg))
                 params[i] = params[i] - lr * s3[i]
             else:
                 params[i] = params[i] - lr * (g / avg)

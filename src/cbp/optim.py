@@ -66,8 +66,30 @@ class Optimizer:
         fields.update(self._fields())
         return fields
 
+    def state_rows(self):
+        """Return how many state buffers the rule uses (the core's s1, s2, s3).
+
+        Returns
+        -------
+        int
+        """
+        return 3
+
     def _initial_state(self, n, dtype):
-        return np.zeros((3, n), dtype=dtype)
+        return np.zeros((self.state_rows(), n), dtype=dtype)
+
+    def buffers(self):
+        """Return the three state buffers the core takes.
+
+        Buffers a rule does not use stand in for by its first one, which that
+        rule never reads through them, so no memory is spent on them.
+
+        Returns
+        -------
+        tuple of ndarray
+        """
+        rows = self.state
+        return tuple(rows[min(i, rows.shape[0] - 1)] for i in range(3))
 
     def prepare(self, n_params, dtype):
         """Create the state buffers for ``n_params`` parameters, unless they fit.
@@ -79,7 +101,7 @@ class Optimizer:
         """
         if (
             self.state is None
-            or self.state.shape[1] != n_params
+            or self.state.shape != (self.state_rows(), n_params)
             or self.state.dtype != dtype
         ):
             self.state = self._initial_state(n_params, dtype)
@@ -108,11 +130,9 @@ class Optimizer:
             raise ValueError(
                 f"grad has shape {grad.shape}; expected {params.shape} like params"
             )
-        state = self.prepare(params.shape[0], params.dtype)
+        self.prepare(params.shape[0], params.dtype)
         self.step_count += 1
-        _optim_step.step(
-            self.config(), self.step_count, params, grad, state[0], state[1], state[2]
-        )
+        _optim_step.step(self.config(), self.step_count, params, grad, *self.buffers())
 
     def state_dict(self):
         """Return the hyperparameters and state as plain numbers and arrays.
@@ -144,7 +164,15 @@ class Optimizer:
             setattr(self, key, value)
         self.step_count = int(state["step_count"])
         buffers = state["state"]
-        self.state = None if buffers is None else np.array(buffers, copy=True)
+        if buffers is not None:
+            buffers = np.array(buffers, copy=True)
+            if buffers.ndim != 2 or buffers.shape[0] != self.state_rows():
+                raise ValueError(
+                    f"state buffers have shape {buffers.shape}; "
+                    f"{type(self).__name__} with these settings uses "
+                    f"{self.state_rows()} rows"
+                )
+        self.state = buffers
 
     def hyperparameters(self):
         """Return the constructor arguments as a dict.
@@ -178,6 +206,10 @@ class SGD(Optimizer):
     """
 
     kind = "sgd"
+
+    def state_rows(self):
+        """Return 1: the momentum buffer."""
+        return 1
 
     def __init__(
         self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0
@@ -227,6 +259,10 @@ class Adam(Optimizer):
 
     kind = "adam"
     decoupled = False
+
+    def state_rows(self):
+        """Return 2 (the two moments), or 3 with amsgrad (their running maximum)."""
+        return 3 if self.amsgrad else 2
 
     def __init__(
         self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False
@@ -306,6 +342,10 @@ class RMSprop(Optimizer):
 
     kind = "rmsprop"
 
+    def state_rows(self):
+        """Return 1 (mean square), 2 when centered, 3 with momentum."""
+        return 3 if self.momentum > 0 else (2 if self.centered else 1)
+
     def __init__(
         self,
         lr=1e-2,
@@ -373,8 +413,12 @@ class Rprop(Optimizer):
             check_real(step_sizes[1], "step_sizes[1]", low=0),
         )
 
+    def state_rows(self):
+        """Return 2: the previous gradient and the step sizes."""
+        return 2
+
     def _initial_state(self, n, dtype):
-        state = np.zeros((3, n), dtype=dtype)
+        state = np.zeros((2, n), dtype=dtype)
         state[1] = self.lr
         return state
 
