@@ -1,6 +1,7 @@
 # Forward pass, losses and backward pass of a multilayer perceptron.
 
 from cbp._blas cimport floating
+from cbp._optim_step cimport OptimConfig
 
 cdef enum:
     ACT_IDENTITY = 0
@@ -49,9 +50,11 @@ cdef double loss_and_delta(int loss, int activation, int n, int k, const floatin
                            const floating* A, const floating* Y, const floating* weight,
                            double weight_sum, floating* delta) noexcept nogil
 
-cdef void backward_pass(const NetSpec* spec, const floating* params, const floating* X,
+cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X,
                         int n, floating** Z, floating** A, floating** delta,
-                        const floating* ones, double l2, floating* grad) noexcept nogil
+                        const floating* ones, double l2, floating* grad,
+                        const OptimConfig* update, long long step, floating* s1,
+                        floating* s2, floating* s3) noexcept nogil
 
 cdef double count_correct(int loss, int n, int k, const floating* A, const floating* Y,
                           const floating* weight) noexcept nogil

@@ -19,6 +19,7 @@ from libc.string cimport memcpy
 from libc.math cimport erf, exp, expm1, fabs, isfinite, log, log1p, sqrt, tanh
 
 from cbp._blas cimport axpy, dot, gemm, gemv
+from cbp._optim_step cimport optimizer_step
 
 import numpy as np
 
@@ -332,12 +333,22 @@ cdef double loss_and_delta(int loss, int activation, int n, int k, const floatin
     return total
 
 
-cdef void backward_pass(const NetSpec* spec, const floating* params, const floating* X,
+cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X,
                         int n, floating** Z, floating** A, floating** delta,
-                        const floating* ones, double l2, floating* grad) noexcept nogil:
-    """Fill ``grad`` from ``delta[L - 1]``, which ``loss_and_delta`` has set."""
+                        const floating* ones, double l2, floating* grad,
+                        const OptimConfig* update, long long step, floating* s1,
+                        floating* s2, floating* s3) noexcept nogil:
+    """Fill ``grad`` from ``delta[L - 1]``, which ``loss_and_delta`` has set.
+
+    With an ``update`` rule (not NULL), each layer's parameters are updated as
+    soon as its gradient is complete and its weights have served the previous
+    layer's delta: the gradient is then still in cache, and the result is the
+    same as one update of the whole buffer afterwards, since every rule works
+    element by element. ``s1``, ``s2``, ``s3`` are the rule's state buffers.
+    """
     cdef int l
     cdef int n_in, n_out
+    cdef Py_ssize_t start
     cdef const floating* a_prev
     cdef const floating* W
     for l in range(spec.n_layers - 1, -1, -1):
@@ -364,6 +375,13 @@ cdef void backward_pass(const NetSpec* spec, const floating* params, const float
                  <floating> 0, delta[l - 1], n_in)
             multiply_derivative(spec.activation[l - 1], <Py_ssize_t> n * n_in,
                                 Z[l - 1], A[l - 1], delta[l - 1])
+
+        # Update this layer's W and b, which lie side by side in the buffer.
+        if update != NULL:
+            start = spec.w_offset[l]
+            optimizer_step(update, step, <Py_ssize_t> n_out * (n_in + 1),
+                           params + start, grad + start, s1 + start, s2 + start,
+                           s3 + start)
 
 
 cdef double count_correct(int loss, int n, int k, const floating* A, const floating* Y,
@@ -511,7 +529,7 @@ def loss_and_gradient(Layout layout, floating[::1] params,
                                <int> spec.sizes[L], Z[L - 1], A[L - 1], &Y[0, 0], w,
                                weight_sum, D[L - 1])
         backward_pass(spec, &params[0], &X[0, 0], n, Z, A, D,
-                      <floating*> ws.ones, l2, &grad[0])
+                      <floating*> ws.ones, l2, &grad[0], NULL, 0, NULL, NULL, NULL)
         total /= weight_sum
         if l2 != 0:
             total += 0.5 * l2 * squared_weights(spec, &params[0])

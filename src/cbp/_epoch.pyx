@@ -13,7 +13,7 @@ from libc.stdint cimport uint64_t
 from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, count_correct,
                             forward_pass, loss_and_delta, squared_weights)
 from cbp._blas cimport floating
-from cbp._optim_step cimport OptimConfig, optimizer_step
+from cbp._optim_step cimport OptimConfig
 
 cdef extern from *:
     """
@@ -119,7 +119,6 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t k = Y.shape[1]
-    cdef Py_ssize_t n_params = params.shape[0]
     cdef bint weighted = weight.shape[0] > 0
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
@@ -193,7 +192,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
             if batch_weight > 0:
                 l2_batch = l2 / batch_weight if l2_per_sample else l2
 
-                # Forward, loss and output delta, backward.
+                # Forward, loss and output delta.
                 forward_pass(spec, &params[0], xb, <int> rows, Z, A)
                 batch_loss = loss_and_delta(
                     loss, spec.activation[L - 1], <int> rows, <int> k, Z[L - 1],
@@ -206,13 +205,12 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                     break
                 correct += count_correct(loss, <int> rows, <int> k, A[L - 1], yb,
                                          wb)
-                backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones,
-                              l2_batch, &grad[0])
-
-                # Update every parameter in one pass over the flat buffer.
+                # Backward, with each layer's update applied as soon as its
+                # gradient is complete.
                 step += 1
-                optimizer_step(&cfg, step, n_params, &params[0], &grad[0], &s1[0],
-                               &s2[0], &s3[0])
+                backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones,
+                              l2_batch, &grad[0], &cfg, step, &s1[0], &s2[0],
+                              &s3[0])
                 loss_sum += batch_loss * batch_weight
                 weight_sum += batch_weight
             batches += 1
