@@ -60,3 +60,5 @@ cdef double count_correct(int loss, int n, int k, const floating* A, const float
                           const floating* weight) noexcept nogil
 
 cdef double squared_weights(const NetSpec* spec, const floating* params) noexcept nogil
+
+cdef int check_buffer(Layout layout, Py_ssize_t size, str name) except -1

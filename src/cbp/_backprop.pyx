@@ -433,6 +433,14 @@ cdef double squared_weights(const NetSpec* spec, const floating* params) noexcep
     return total
 
 
+cdef int check_buffer(Layout layout, Py_ssize_t size, str name) except -1:
+    # The kernels index parameter-sized buffers by the layout's offsets.
+    if size != layout.n_params:
+        raise ValueError(
+            f"{name} has {size} entries; the network has {layout.n_params} parameters")
+    return 0
+
+
 def forward(Layout layout, floating[::1] params, const floating[:, ::1] X,
             floating[:, ::1] out, Py_ssize_t chunk):
     """Write the network's outputs for the rows of ``X`` into ``out``.
@@ -445,6 +453,9 @@ def forward(Layout layout, floating[::1] params, const floating[:, ::1] X,
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t k = out.shape[1]
     cdef Py_ssize_t start, rows
+    check_buffer(layout, params.shape[0], "params")
+    if X.shape[1] != spec.sizes[0] or out.shape[0] != n or k != spec.sizes[L]:
+        raise ValueError("X or out does not match the network")
     cdef Workspace ws = Workspace(layout, np.asarray(params).dtype, min(chunk, n))
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
@@ -471,6 +482,7 @@ def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
     cdef Py_ssize_t k = out.shape[1]
     cdef Py_ssize_t start, rows
     cdef double total = 0
+    check_buffer(layout, params.shape[0], "params")
     chunk = max(1, min(chunk, n))
     if ws is None or ws.max_batch < chunk or ws.layout is not layout:
         ws = Workspace(layout, np.asarray(params).dtype, chunk)
@@ -509,6 +521,8 @@ def loss_and_gradient(Layout layout, floating[::1] params,
     cdef int n = X.shape[0]
     cdef Py_ssize_t i
     cdef double total, weight_sum = 0
+    check_buffer(layout, params.shape[0], "params")
+    check_buffer(layout, grad.shape[0], "grad")
     if ws is None or ws.max_batch < n or ws.layout is not layout:
         ws = Workspace(layout, np.asarray(params).dtype, n)
     if ws.itemsize != sizeof(floating):

@@ -10,8 +10,9 @@ from cpython.exc cimport PyErr_Clear
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 
-from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, count_correct,
-                            forward_pass, loss_and_delta, squared_weights)
+from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, check_buffer,
+                            count_correct, forward_pass, loss_and_delta,
+                            squared_weights)
 from cbp._blas cimport floating
 from cbp._optim_step cimport OptimConfig
 
@@ -132,6 +133,11 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef double loss_sum = 0, weight_sum = 0, correct = 0
     cdef int status = STATUS_DONE
 
+    for buffer, name in ((params, "params"), (grad, "grad"), (s1, "s1"), (s2, "s2"),
+                         (s3, "s3")):
+        check_buffer(layout, buffer.shape[0], name)
+    if X.shape[1] != spec.sizes[0] or Y.shape[1] != spec.sizes[L]:
+        raise ValueError("X or Y does not match the network")
     if ws.itemsize != sizeof(floating) or ws.layout is not layout:
         raise ValueError("the workspace does not match the network or its dtype")
     if batch_size < 1 or batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
@@ -224,4 +230,9 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 if status == STATUS_INTERRUPTED:
                     break
 
+    # A Ctrl-C during the last batch (or the only one) is reported here, with the
+    # epoch complete, rather than as a bare KeyboardInterrupt in the caller.
+    if status == STATUS_DONE and check_signals() == -1:
+        PyErr_Clear()
+        status = STATUS_INTERRUPTED
     return status, loss_sum, weight_sum, step, batches, correct

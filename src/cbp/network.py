@@ -161,8 +161,8 @@ class Network:
             _activation_code(output)
         ]
         self._layout = _backprop.Layout(self.layer_sizes, codes)
-        self.params = np.zeros(self._layout.n_params, dtype=self.dtype)
-        self.weights, self.biases = self._views(self.params)
+        self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
+        self._weights, self._biases = self._views(self._params)
         self.initialize(seed)
 
     @staticmethod
@@ -224,6 +224,32 @@ class Network:
             b[...] = 0
         return self
 
+    # The buffer and its views are fixed for the network's life: the core reads
+    # the layout's number of parameters from them, so they are not reassignable.
+
+    @property
+    def params(self):
+        """ndarray: the flat parameter buffer; write into it, do not replace it.
+
+        Assigning ``net.params = values`` copies ``values`` in (as
+        :meth:`set_params`), so the weight and bias views stay valid.
+        """
+        return self._params
+
+    @params.setter
+    def params(self, values):
+        self.set_params(values)
+
+    @property
+    def weights(self):
+        """list of ndarray: ``weights[l]`` of shape (n_out, n_in), views of params."""
+        return self._weights
+
+    @property
+    def biases(self):
+        """list of ndarray: ``biases[l]`` of shape (n_out,), views of params."""
+        return self._biases
+
     @property
     def n_inputs(self):
         """int: Number of input features."""
@@ -255,8 +281,8 @@ class Network:
         other.output = self.output
         other.dtype = self.dtype
         other._layout = self._layout
-        other.params = self.params.copy()
-        other.weights, other.biases = other._views(other.params)
+        other._params = self._params.copy()
+        other._weights, other._biases = other._views(other._params)
         return other
 
     def set_params(self, values):

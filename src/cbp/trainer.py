@@ -549,6 +549,10 @@ class Trainer:
         """
         X, Y, weight = self._prepare(X, Y, sample_weight, class_weight)
         X, Y, weight, validation = self._split(X, Y, weight)
+        if self.epochs_done == 0:
+            # Schedules count from the rate training starts with, which the user
+            # may have set on the optimizer after building the trainer.
+            self.base_lr = self.optimizer.lr
         self.history = History()
         self._val_workspace = None
         if self.n_threads is None:
@@ -704,8 +708,9 @@ class Trainer:
                     self._record(
                         self.epochs_done + 1, loss, accuracy, None, lr, seconds
                     )
+                # The parameters stay those of the last completed batch, even with
+                # early stopping's restore_best: Ctrl-C keeps what was trained.
                 self.history.interrupted = True
-                tracker.finish()
                 raise KeyboardInterrupt(
                     f"training stopped by Ctrl-C during epoch {self.epochs_done + 1} "
                     f"after {batches} batches"
