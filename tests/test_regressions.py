@@ -87,3 +87,22 @@ def test_ctrl_c_with_one_batch_per_epoch_is_recorded():
                                  "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("OK")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX links and FIFOs")
+def test_save_writes_through_links_and_refuses_special_files(tmp_path):
+    """Saving renamed its temporary file over links, FIFOs and device nodes."""
+    net = cbp.Network([3, 2], seed=0)
+    target = tmp_path / "real.npz"
+    net.save(target)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    other = cbp.Network([3, 2], seed=1)
+    other.save(link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(cbp.Network.load(target).params, other.params)
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        net.save(fifo)
+    assert fifo.exists() and not fifo.is_file()

@@ -16,6 +16,7 @@ never executes anything from the file and checks every part of it; any problem
 with the content raises :class:`ModelFileError`.
 """
 
+import errno
 import json
 import math
 import numbers
@@ -211,6 +212,14 @@ def save_network(path, network, trainer=None, optimizer=None, metadata=None):
         When ``metadata`` cannot be written as JSON.
     """
     path = os.fspath(path)
+    # Write through a symbolic link to the file it names, and never rename over
+    # something that is not a regular file (a device, a FIFO, a directory).
+    target = os.path.realpath(path)
+    if os.path.lexists(target) and not os.path.isfile(target):
+        raise OSError(
+            errno.EEXIST,
+            f"cannot save the model to {path!r}: it exists and is not a regular file",
+        )
     text, buffers = _document(network, trainer, optimizer, metadata)
     arrays = {
         PARAMS: network.params,
@@ -218,10 +227,10 @@ def save_network(path, network, trainer=None, optimizer=None, metadata=None):
     }
     if buffers is not None:
         arrays[OPTIMIZER_STATE] = buffers
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = os.path.dirname(target)
     try:
         fd, tmp_path = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
         )
     except OSError as error:
         raise OSError(
@@ -235,7 +244,7 @@ def save_network(path, network, trainer=None, optimizer=None, metadata=None):
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+        os.replace(tmp_path, target)
     except BaseException as error:
         # Also on KeyboardInterrupt: no half-written temporary file stays behind.
         try:
