@@ -106,3 +106,51 @@ def test_save_writes_through_links_and_refuses_special_files(tmp_path):
     with pytest.raises(OSError, match="not a regular file"):
         net.save(fifo)
     assert fifo.exists() and not fifo.is_file()
+
+
+def _iris_files(tmp_path):
+    X, y = _data(n=60, d=4, k=3, seed=3)
+    csv_path = tmp_path / "data.csv"
+    rows = ["a,b,c,d,label"] + [
+        ",".join(f"{v:.6f}" for v in x) + f",c{t}" for x, t in zip(X, y)
+    ]
+    csv_path.write_text("\n".join(rows) + "\n")
+    npy_path = tmp_path / "data.npy"
+    np.save(npy_path, np.column_stack([X, X[:, 0] * 2 + X[:, 1]]))
+    np.save(tmp_path / "features.npy", X)
+    return csv_path, npy_path
+
+
+def test_cli_refuses_bad_outputs_and_losses_before_training(tmp_path, capsys):
+    """Output paths and the loss were checked only after a whole training run."""
+    from cbp.cli import main
+
+    csv_path, _ = _iris_files(tmp_path)
+    cases = [
+        (["--out", str(tmp_path / "missing" / "m.npz")], "does not exist"),
+        (["--out", str(tmp_path / "m.npz"), "--plot", str(tmp_path / "c.xyz")],
+         "unknown image format"),
+        (["--out", str(tmp_path / "m.npz"), "--loss", "mse"], "--loss mse"),
+    ]
+    for extra, message in cases:
+        status = main(["train", str(csv_path), "--target", "label", "--quiet",
+                       "--epochs", "2", *extra])
+        out, err = capsys.readouterr()
+        assert status == 2
+        assert message in err
+        assert "trained" not in out
+
+
+def test_cli_predicts_on_npy_features_without_a_target_column(tmp_path, capsys):
+    """A model trained on .npy data demanded a dummy target column at predict."""
+    from cbp.cli import main
+
+    _, npy_path = _iris_files(tmp_path)
+    model = tmp_path / "m.npz"
+    assert main(["train", str(npy_path), "--target", "4", "--quiet", "--epochs", "2",
+                 "--out", str(model)]) == 0
+    predictions = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(tmp_path / "features.npy"), "--out",
+                 str(predictions)]) == 0
+    capsys.readouterr()
+    assert len(predictions.read_text().splitlines()) == 61

@@ -174,14 +174,13 @@ def as_targets(Y, name, loss, n_samples, n_outputs, dtype):
                     "expected integer class labels or (n_samples, n_classes) "
                     "probabilities"
                 )
-        labels = array.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= n_outputs:
+        if array.min() < 0 or array.max() >= n_outputs:
             raise ValueError(
-                f"{name} has class labels from {labels.min()} to {labels.max()}; "
+                f"{name} has class labels from {array.min()} to {array.max()}; "
                 f"expected labels in [0, {n_outputs}) for {n_outputs} outputs"
             )
         onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
-        onehot[np.arange(n_samples), labels] = 1
+        onehot[np.arange(n_samples), array.astype(np.int64)] = 1
         return onehot
     if array.ndim == 1:
         if n_outputs != 1:
@@ -230,3 +229,25 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
         bound = f"< {high}" if high_open else f"<= {high}"
         raise ValueError(f"{name}={value!r} must be {bound}")
     return value
+
+
+def check_bool(value, name):
+    """Return ``value`` as a bool; only True, False (or NumPy's) are accepted."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}={value!r} must be True or False")
+
+
+def check_seed(seed, name="seed", allow_generator=False):
+    """Return ``seed`` after checking it is None or an integer >= 0.
+
+    With ``allow_generator``, a ``numpy.random.Generator`` is accepted too.
+    """
+    if seed is None or (allow_generator and isinstance(seed, np.random.Generator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        expected = "None, an integer >= 0"
+        if allow_generator:
+            expected += " or a numpy.random.Generator"
+        raise ValueError(f"{name}={seed!r}; expected {expected}")
+    return int(seed)

@@ -165,17 +165,26 @@ def _numeric_2d(array, path, what):
     return array
 
 
-def _read_npy(path, target, need_target):
+def _read_npy(path, target, need_target, n_features=None):
     array = _numeric_2d(np.load(path, allow_pickle=False), path, "the array")
     d = array.shape[1]
     raw = None
     columns = list(range(d))
+    if not need_target and d == n_features:
+        # Exactly the model's features: the file has no target column.
+        target = None
+    if target is not None and not need_target:
+        try:
+            int(target)
+        except ValueError:
+            # A model trained on named columns: .npy data can only hold features.
+            target = None
     if target is not None:
         try:
             index = int(target)
         except ValueError:
             raise CLIError(
-                f"{path}: --target {target!r} must be a column index for .npy data"
+                f"{path}: the target {target!r} must be a column index for .npy data"
             ) from None
         if not -d <= index < d:
             raise CLIError(
@@ -224,7 +233,7 @@ def _read_npz(path, target, need_target):
                  target if raw is not None else None)
 
 
-def read_table(path, target=None, need_target=True):
+def read_table(path, target=None, need_target=True, n_features=None):
     """Read a data file into a :class:`Table`, or raise :class:`CLIError`.
 
     Parameters
@@ -236,6 +245,9 @@ def read_table(path, target=None, need_target=True):
     need_target : bool, default=True
         Whether a missing target is an error; otherwise the target is read when
         present and left out of the features.
+    n_features : int, optional
+        The model's number of features: a ``.npy`` file with exactly that many
+        columns is taken to hold no target (when ``need_target`` is false).
 
     Returns
     -------
@@ -250,7 +262,7 @@ def read_table(path, target=None, need_target=True):
     suffix = os.path.splitext(path)[1].lower()
     try:
         if suffix == ".npy":
-            return _read_npy(path, target, need_target)
+            return _read_npy(path, target, need_target, n_features)
         if suffix == ".npz":
             return _read_npz(path, target, need_target)
         return _read_csv(path, target, need_target)
@@ -496,8 +508,11 @@ def train_demo_network(data, seed=0, epochs=DEMO_EPOCHS, verbose=0):
     return net, trainer, seconds
 
 
-def _summary(history, seconds, n_samples):
+def _summary(history, seconds, n_samples, restored=False):
     last = history.epochs[-1] if history.epochs else {}
+    if restored and history.best_epoch is not None:
+        # The saved parameters are the best epoch's: report that epoch.
+        last = history.epochs[history.best_epoch - 1]
     epochs = len(history.epochs)
     return {
         "epochs": epochs,
@@ -548,11 +563,32 @@ def _check_plot_support(path):
     if path is None:
         return
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib.pyplot as plt
     except ImportError:
         raise CLIError(
             "--plot needs matplotlib; install it with 'pip install \"cbp[plot]\"'"
         ) from None
+    _check_output_path(path, "--plot")
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    supported = plt.gcf().canvas.get_supported_filetypes()
+    plt.close("all")
+    if suffix not in supported:
+        raise CLIError(
+            f"--plot {path}: unknown image format {suffix!r}; expected one of "
+            f"{', '.join(sorted(supported))}"
+        )
+
+
+def _check_output_path(path, flag):
+    """Refuse, before any training, an output path that cannot be written."""
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise CLIError(f"{flag} {path}: the directory {directory} does not exist")
+    if os.path.lexists(target) and not os.path.isfile(target):
+        raise CLIError(f"{flag} {path}: exists and is not a regular file")
+    if not os.access(directory, os.W_OK):
+        raise CLIError(f"{flag} {path}: the directory {directory} is not writable")
 
 
 def _print_fit(summary, out, extra=()):
@@ -599,6 +635,7 @@ def cmd_demo(args):
 
 def cmd_train(args):
     """Train a network on a data file and save it."""
+    _check_output_path(args.out, "--out")
     _check_plot_support(args.plot)
     table = read_table(args.data, args.target)
     task = args.task
@@ -619,6 +656,12 @@ def cmd_train(args):
         Y = _class_indices(table, classes)
         n_outputs, output = len(classes), "softmax"
         loss = args.loss or "cross_entropy"
+        if loss != "cross_entropy":
+            raise CLIError(
+                f"--loss {loss} does not fit a classification target; the command "
+                "line trains classifiers with cross_entropy (use --task regression "
+                "for a numeric target)"
+            )
     else:
         numbers = _regression_target(table)
         # Training on a unit-scale target keeps default learning rates sensible
@@ -629,6 +672,11 @@ def cmd_train(args):
         Y = ((numbers - target_mean) / target_scale).reshape(-1, 1)
         n_outputs, output = 1, "identity"
         loss = args.loss or "mse"
+        if loss != "mse":
+            raise CLIError(
+                f"--loss {loss} does not fit a regression target; the command line "
+                "trains regressors with mse (use --task classification for labels)"
+            )
     X = table.X
     if args.standardize:
         mean, scale = _standardise(X)
@@ -644,16 +692,23 @@ def cmd_train(args):
         n_threads=args.threads, verbose=0 if args.quiet else 1,
     )
     history, seconds = _fit(trainer, X, Y)
-    summary = _summary(history, seconds, X.shape[0])
+    stopping = trainer.early_stopping
+    restored = stopping is not None and stopping.restore_best
+    summary = _summary(history, seconds, X.shape[0], restored)
     meta["training"] = summary
     meta["history"] = history.to_dict()
-    save_network(args.out, net, trainer=trainer, metadata=meta)
+    # After early stopping put back an earlier epoch's parameters, the trainer's
+    # state (optimizer moments, counters) belongs to a later epoch: resuming
+    # from it would mix the two, so it is not saved.
+    resumable = not (restored and history.best_epoch != len(history.epochs))
+    save_network(args.out, net, trainer=trainer if resumable else None, metadata=meta)
     extra = [f"task {task}, {X.shape[0]} samples, {X.shape[1]} features, "
              f"network {'-'.join(map(str, layers))}"]
-    last = history.epochs[-1]
+    if restored and history.best_epoch is not None:
+        extra.append(f"kept epoch {history.best_epoch}, the best on the monitored loss")
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        if last[key] is not None:
-            extra.append(f"final {key.replace('_', ' ')} {last[key]:.4g}")
+        if summary[key] is not None:
+            extra.append(f"final {key.replace('_', ' ')} {summary[key]:.4g}")
     _print_fit(summary, args.out, extra)
     if args.plot is not None:
         history.plot(args.plot)
@@ -686,7 +741,8 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     """Write the model's predictions for a data file as CSV."""
     model, task, classes = _load_model(args.model)
-    table = read_table(args.data, model.metadata.get("target"), need_target=False)
+    table = read_table(args.data, model.metadata.get("target"), need_target=False,
+                       n_features=model.network.n_inputs)
     X = _model_inputs(model, table, args.model)
     outputs = _predict(model, task, X)
     header = ["prediction"]
@@ -892,6 +948,12 @@ def main(argv=None):
         return EXIT_BAD_INPUT
     except TrainingDivergedError as error:
         print(f"cbp {args.command}: training failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader of our output went away (``cbp predict ... | head``): not an
+        # error of the input. Point stdout at devnull so the final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     except OSError as error:
         name = f"{error.filename}: " if error.filename else ""

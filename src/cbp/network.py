@@ -13,6 +13,7 @@ from cbp._validation import (
     as_targets,
     check_dtype,
     check_real,
+    check_seed,
 )
 
 HIDDEN_ACTIVATIONS = (
@@ -163,7 +164,7 @@ class Network:
         self._layout = _backprop.Layout(self.layer_sizes, codes)
         self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
         self._weights, self._biases = self._views(self._params)
-        self.initialize(seed)
+        self.initialize(check_seed(seed, allow_generator=True))
 
     @staticmethod
     def _check_sizes(layer_sizes):

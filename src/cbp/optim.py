@@ -9,7 +9,7 @@ parameter in one pass. :meth:`Optimizer.state_dict` and
 import numpy as np
 
 from cbp import _optim_step
-from cbp._validation import check_positive_int, check_real
+from cbp._validation import check_bool, check_positive_int, check_real
 
 _KINDS = {"sgd": 0, "adam": 1, "rmsprop": 2, "rprop": 3}
 
@@ -217,7 +217,7 @@ class SGD(Optimizer):
         super().__init__(lr)
         self.momentum = check_real(momentum, "momentum", low=0)
         self.dampening = check_real(dampening, "dampening")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
@@ -268,7 +268,7 @@ class Adam(Optimizer):
         self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False
     ):
         super().__init__(lr)
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas={betas!r} must be a pair (beta1, beta2)")
         self.betas = (
             check_real(betas[0], "betas[0]", 0, 1, high_open=True),
@@ -276,7 +276,7 @@ class Adam(Optimizer):
         )
         self.eps = check_real(eps, "eps", low=0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_bool(amsgrad, "amsgrad")
 
     def _fields(self):
         return dict(
@@ -360,7 +360,7 @@ class RMSprop(Optimizer):
         self.eps = check_real(eps, "eps", low=0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
         self.momentum = check_real(momentum, "momentum", low=0)
-        self.centered = bool(centered)
+        self.centered = check_bool(centered, "centered")
 
     def _fields(self):
         return dict(

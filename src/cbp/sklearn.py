@@ -17,7 +17,8 @@ Differences from scikit-learn
   early steps differ slightly.
 * SGD's momentum buffer holds gradients (``torch.optim.SGD``'s form) where
   scikit-learn's holds steps; the two agree at a constant learning rate and
-  differ slightly while ``invscaling`` or ``adaptive`` changes it.
+  differ while ``invscaling`` or ``adaptive`` changes it (markedly in short runs
+  with ``invscaling``, whose rate falls fastest at the start).
 * Shuffling uses cbp's own generator (seeded from ``random_state``), so the batch
   order is not scikit-learn's; the initial weights are drawn exactly as
   scikit-learn draws them.
@@ -382,7 +383,7 @@ class _BaseMLP(BaseEstimator):
 
     def _make_optimizer(self):
         if self.solver == "sgd":
-            nesterov = self.nesterovs_momentum and self.momentum > 0
+            nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
             return optim.SGD(lr=self.learning_rate_init, momentum=self.momentum,
                              nesterov=nesterov)
         if self.solver == "adam":

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import math
+import numbers
 import sys
 import time
 import warnings
@@ -14,8 +15,10 @@ from cbp._validation import (
     as_matrix,
     as_sample_weight,
     as_targets,
+    check_bool,
     check_positive_int,
     check_real,
+    check_seed,
 )
 from cbp.network import PREDICT_CHUNK, Network, check_loss
 from cbp.optim import LBFGS, make_optimizer
@@ -358,8 +361,8 @@ class Trainer:
         self.optimizer = make_optimizer(optimizer)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.epochs = check_positive_int(epochs, "epochs")
-        self.shuffle = bool(shuffle)
-        self.seed = seed
+        self.shuffle = check_bool(shuffle, "shuffle")
+        self.seed = check_seed(seed)
         self.l2 = check_real(l2, "l2", low=0)
         self.l2_per_sample = False
         self.schedule = make_schedule(lr_schedule, self.epochs)
@@ -370,13 +373,17 @@ class Trainer:
         if isinstance(early_stopping, bool) or (
             early_stopping is not None and not isinstance(early_stopping, EarlyStopping)
         ):
-            if isinstance(early_stopping, bool) or not isinstance(early_stopping, int):
+            if isinstance(early_stopping, bool) or not isinstance(
+                early_stopping, numbers.Integral
+            ):
                 raise TypeError(
                     f"early_stopping={early_stopping!r}; expected None, an int "
                     "patience or an EarlyStopping"
                 )
-            early_stopping = EarlyStopping(patience=early_stopping)
+            early_stopping = EarlyStopping(patience=int(early_stopping))
         self.early_stopping = early_stopping
+        if callbacks is None:
+            callbacks = ()
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             if not callable(callback):
@@ -384,6 +391,10 @@ class Trainer:
         if n_threads is not None:
             n_threads = check_positive_int(n_threads, "n_threads")
         self.n_threads = n_threads
+        if isinstance(verbose, bool):
+            verbose = int(verbose)
+        if not isinstance(verbose, numbers.Integral) or verbose < 0:
+            raise TypeError(f"verbose={verbose!r}; expected 0 (silent) or 1")
         self.verbose = int(verbose)
         self.history = History()
         self.epochs_done = 0
