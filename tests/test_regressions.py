@@ -154,3 +154,16 @@ def test_cli_predicts_on_npy_features_without_a_target_column(tmp_path, capsys):
                  str(predictions)]) == 0
     capsys.readouterr()
     assert len(predictions.read_text().splitlines()) == 61
+
+
+def test_trainer_network_loss_and_rate_cannot_be_set_to_unchecked_values():
+    """Reassigning them after construction skipped every check."""
+    net = cbp.Network([4, 3], output="softmax", seed=0)
+    trainer = cbp.Trainer(net, "cross_entropy", optimizer=cbp.optim.SGD(0.1),
+                          verbose=0)
+    with pytest.raises(AttributeError):
+        trainer.loss = "mse"
+    with pytest.raises(AttributeError):
+        trainer.network = cbp.Network([4, 3], output="sigmoid")
+    with pytest.raises(ValueError, match=r"lr=-5\.0"):
+        trainer.optimizer.lr = -5

@@ -34,6 +34,18 @@ class Optimizer:
         self.step_count = 0
         self.state = None
 
+    @property
+    def lr(self):
+        """float: the learning rate; checked whenever it is set.
+
+        It starts above 0; a schedule may bring it down to 0 (no update).
+        """
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = check_real(value, "lr", low=0)
+
     def _fields(self):
         return {}
 

@@ -355,8 +355,8 @@ class Trainer:
             raise TypeError(
                 f"network must be a cbp.Network, got {type(network).__name__}"
             )
-        self.network = network
-        self.loss = loss
+        self._network = network
+        self._loss = loss
         self._loss_code = check_loss(loss, network.output)
         self.optimizer = make_optimizer(optimizer)
         self.batch_size = check_positive_int(batch_size, "batch_size")
@@ -401,6 +401,19 @@ class Trainer:
         self.samples_seen = 0
         self.base_lr = self.optimizer.lr
         self._rng_state = None
+
+    # The network and the loss are fixed at construction: the loss was checked
+    # against the network's output and turned into the core's code once.
+
+    @property
+    def network(self):
+        """Network: the network this trainer updates (fixed at construction)."""
+        return self._network
+
+    @property
+    def loss(self):
+        """str: the loss being minimised (fixed at construction)."""
+        return self._loss
 
     # -- state -----------------------------------------------------------------
 
