@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
 
-from cbp.cli import (  # noqa: E402
+from cbp.cli import (
     DEMO_ACTIVATION,
     DEMO_BATCH_SIZE,
     DEMO_EPOCHS,

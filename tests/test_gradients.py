@@ -15,11 +15,11 @@ import collections
 
 import numpy as np
 import pytest
-
-import cbp
 from reference import forward as reference_forward
 from reference import loss_and_gradients as reference_gradients
 from reference import sample_losses
+
+import cbp
 
 HIDDEN = (
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu"

@@ -71,7 +71,7 @@ def _run_together(jobs):
         try:
             barrier.wait()
             results[i] = job()
-        except BaseException as error:  # noqa: BLE001  (re-raised below)
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(i, job))

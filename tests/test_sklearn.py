@@ -11,21 +11,21 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from scipy import sparse  # noqa: E402
-from sklearn import neural_network  # noqa: E402
-from sklearn.base import clone  # noqa: E402
-from sklearn.datasets import (  # noqa: E402
+from scipy import sparse
+from sklearn import neural_network
+from sklearn.base import clone
+from sklearn.datasets import (
     load_wine,
     make_classification,
     make_multilabel_classification,
     make_regression,
 )
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from cbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from cbp.sklearn import MLPClassifier, MLPRegressor
 
 
 @pytest.fixture(scope="module")

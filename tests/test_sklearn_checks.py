@@ -4,9 +4,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from cbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from cbp.sklearn import MLPClassifier, MLPRegressor
 
 # Small networks and few epochs keep the whole suite to seconds; scikit-learn's
 # own suite runs its MLPs with max_iter=100 for the same reason.

@@ -12,18 +12,18 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn import neural_network  # noqa: E402
-from sklearn.datasets import (  # noqa: E402
+from sklearn import neural_network
+from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
     load_digits,
     load_wine,
 )
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 
-from cbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from cbp.sklearn import MLPClassifier, MLPRegressor
 
 SEEDS = (0, 1, 2)
 

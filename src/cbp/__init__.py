@@ -17,7 +17,7 @@ __all__ = [
     "Network",
     "Trainer",
     "TrainingDivergedError",
+    "__version__",
     "optim",
     "schedules",
-    "__version__",
 ]

@@ -8,9 +8,9 @@ from cbp import _backprop
 from cbp._validation import (
     MAX_BLAS_INT,
     as_matrix,
-    as_vector,
     as_sample_weight,
     as_targets,
+    as_vector,
     check_dtype,
     check_real,
     check_seed,

@@ -41,7 +41,6 @@ import warnings
 
 import numpy as np
 from scipy import sparse
-
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score

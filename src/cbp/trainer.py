@@ -1,6 +1,7 @@
 """The :class:`Trainer`: whole epochs in the core, Python only between epochs."""
 
 import contextlib
+import importlib.util
 import logging
 import math
 import numbers
@@ -252,12 +253,7 @@ class _Progress:
         self.bar = None
         self.use_bar = False
         if verbose and getattr(sys.stderr, "isatty", lambda: False)():
-            try:
-                import tqdm  # noqa: F401
-
-                self.use_bar = True
-            except ImportError:
-                pass
+            self.use_bar = importlib.util.find_spec("tqdm") is not None
 
     def start(self):
         if self.use_bar:
@@ -508,7 +504,10 @@ class Trainer:
             )
         perm = np.random.default_rng(self.seed).permutation(n)
         val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        pick = lambda w, idx: w[idx] if w.size else w  # noqa: E731
+
+        def pick(w, idx):
+            return w[idx] if w.size else w
+
         return (
             X[train],
             Y[train],

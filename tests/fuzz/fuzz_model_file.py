@@ -51,7 +51,7 @@ import zipfile
 import atheris
 
 with atheris.instrument_imports():
-    import json  # noqa: F401  (instrumented: the document parser)
+    import json  # noqa: F401 (instrumented for coverage)
 
     import numpy as np
     from numpy.lib import format as npy_format  # noqa: F401
