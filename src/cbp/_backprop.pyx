@@ -441,6 +441,15 @@ cdef int check_buffer(Layout layout, Py_ssize_t size, str name) except -1:
     return 0
 
 
+cdef Workspace workspace_for(Layout layout, Workspace ws, dtype, Py_ssize_t rows):
+    """Return ``ws`` when it fits ``rows`` rows of this network, else a new one."""
+    if ws is None or ws.max_batch < rows or ws.layout is not layout:
+        return Workspace(layout, dtype, rows)
+    if ws.itemsize != np.dtype(dtype).itemsize:
+        raise ValueError("the workspace's dtype does not match params")
+    return ws
+
+
 def forward(Layout layout, floating[::1] params, const floating[:, ::1] X,
             floating[:, ::1] out, Py_ssize_t chunk):
     """Write the network's outputs for the rows of ``X`` into ``out``.
@@ -484,10 +493,7 @@ def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
     cdef double total = 0
     check_buffer(layout, params.shape[0], "params")
     chunk = max(1, min(chunk, n))
-    if ws is None or ws.max_batch < chunk or ws.layout is not layout:
-        ws = Workspace(layout, np.asarray(params).dtype, chunk)
-    if ws.itemsize != sizeof(floating):
-        raise ValueError("the workspace's dtype does not match params")
+    ws = workspace_for(layout, ws, np.asarray(params).dtype, chunk)
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
     cdef floating** D = <floating**> ws.delta
@@ -523,10 +529,7 @@ def loss_and_gradient(Layout layout, floating[::1] params,
     cdef double total, weight_sum = 0
     check_buffer(layout, params.shape[0], "params")
     check_buffer(layout, grad.shape[0], "grad")
-    if ws is None or ws.max_batch < n or ws.layout is not layout:
-        ws = Workspace(layout, np.asarray(params).dtype, n)
-    if ws.itemsize != sizeof(floating):
-        raise ValueError("the workspace's dtype does not match params")
+    ws = workspace_for(layout, ws, np.asarray(params).dtype, n)
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
     cdef floating** D = <floating**> ws.delta
