@@ -20,6 +20,9 @@ from libc.math cimport erf, exp, expm1, fabs, isfinite, log, log1p, sqrt, tanh
 
 from cbp._blas cimport axpy, dot, gemm, gemv
 from cbp._optim_step cimport optimizer_step
+from cbp._vector_loops cimport (bias_identity_double, bias_identity_float,
+                                bias_relu_double, bias_relu_float,
+                                relu_derivative_double, relu_derivative_float)
 
 import numpy as np
 
@@ -153,20 +156,24 @@ cdef void bias_activation(int act, int n, int k, const floating* b, floating* Z,
     cdef floating z, m, s
     cdef floating* zr
     cdef floating* ar
+    # The piecewise-linear activations have vectorised loops.
+    if act == ACT_RELU or act == ACT_LEAKY_RELU:
+        s = 0 if act == ACT_RELU else <floating> LEAKY_SLOPE
+        if floating is float:
+            bias_relu_float(n, k, b, Z, A, s)
+        else:
+            bias_relu_double(n, k, b, Z, A, s)
+        return
+    if act == ACT_IDENTITY:
+        if floating is float:
+            bias_identity_float(n, k, b, Z, A)
+        else:
+            bias_identity_double(n, k, b, Z, A)
+        return
     for i in range(n):
         zr = Z + i * k
         ar = A + i * k
-        if act == ACT_RELU:
-            for j in range(k):
-                z = zr[j] + b[j]
-                zr[j] = z
-                ar[j] = z if z > 0 else 0
-        elif act == ACT_IDENTITY:
-            for j in range(k):
-                z = zr[j] + b[j]
-                zr[j] = z
-                ar[j] = z
-        elif act == ACT_SIGMOID:
+        if act == ACT_SIGMOID:
             for j in range(k):
                 z = zr[j] + b[j]
                 zr[j] = z
@@ -176,11 +183,6 @@ cdef void bias_activation(int act, int n, int k, const floating* b, floating* Z,
                 z = zr[j] + b[j]
                 zr[j] = z
                 ar[j] = tanh(z)
-        elif act == ACT_LEAKY_RELU:
-            for j in range(k):
-                z = zr[j] + b[j]
-                zr[j] = z
-                ar[j] = z if z > 0 else <floating> LEAKY_SLOPE * z
         elif act == ACT_ELU:
             for j in range(k):
                 z = zr[j] + b[j]
@@ -217,11 +219,15 @@ cdef void multiply_derivative(int act, Py_ssize_t size, const floating* Z,
     """D *= act'(Z), elementwise, for a hidden layer (A = act(Z) is reused)."""
     cdef Py_ssize_t i
     cdef floating z
-    # Selects rather than branches: the compiler turns them into vector blends,
-    # where a branch on the sign of random pre-activations mispredicts often.
-    if act == ACT_RELU:
-        for i in range(size):
-            D[i] = D[i] if Z[i] > 0 else 0
+    # relu and leaky relu select rather than branch (in _vector_loops.h): a
+    # branch on the sign of random pre-activations mispredicts often.
+    if act == ACT_RELU or act == ACT_LEAKY_RELU:
+        if floating is float:
+            relu_derivative_float(size, Z, D,
+                                  0 if act == ACT_RELU else <float> LEAKY_SLOPE)
+        else:
+            relu_derivative_double(size, Z, D,
+                                   0 if act == ACT_RELU else LEAKY_SLOPE)
     elif act == ACT_IDENTITY:
         pass
     elif act == ACT_SIGMOID:
@@ -230,9 +236,6 @@ cdef void multiply_derivative(int act, Py_ssize_t size, const floating* Z,
     elif act == ACT_TANH:
         for i in range(size):
             D[i] *= 1 - A[i] * A[i]
-    elif act == ACT_LEAKY_RELU:
-        for i in range(size):
-            D[i] = D[i] if Z[i] > 0 else <floating> LEAKY_SLOPE * D[i]
     elif act == ACT_ELU:
         for i in range(size):
             if Z[i] <= 0:

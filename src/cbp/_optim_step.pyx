@@ -10,6 +10,11 @@ reproduces PyTorch's trajectory. ``step`` counts from 1 and ``s1``, ``s2``,
 from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport pow, sqrt
 
+from cbp._vector_loops cimport (CBP_SGD_FIRST, CBP_SGD_FIRST_NESTEROV,
+                                CBP_SGD_MOMENTUM, CBP_SGD_NESTEROV, CBP_SGD_PLAIN,
+                                adam_step_double, adam_step_float, sgd_step_double,
+                                sgd_step_float)
+
 import numpy as np
 
 
@@ -32,65 +37,38 @@ cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
     cdef double wd = cfg.weight_decay
     cdef double g, m, v, denom, bc1, bc2_sqrt, step_size, avg, sign, prev
     cdef double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps
-    cdef floating gf, mf, wd_f, lr_f, mom, keep
+    cdef int mode
 
     if cfg.kind == OPT_SGD:
-        # One branch-free pass for each combination of options: the loops
-        # vectorise and touch each array once, which matters when steps are many
-        # and small. (Adding weight_decay * p with weight_decay = 0 changes
-        # nothing, so it is not a separate case.) s1 is the momentum buffer,
-        # which starts as the first gradient.
-        wd_f = <floating> wd
-        lr_f = <floating> lr
-        mom = <floating> cfg.momentum
-        keep = <floating> (1 - cfg.dampening)
+        # One branch-free pass for the combination of options, in
+        # _vector_loops.h: the loops vectorise and touch each array once, which
+        # matters when steps are many and small. (Adding weight_decay * p with
+        # weight_decay = 0 changes nothing, so it is not a separate case.) s1 is
+        # the momentum buffer, which starts as the first gradient.
         if cfg.momentum == 0:
-            for i in range(n):
-                params[i] = params[i] - lr_f * (grad[i] + wd_f * params[i])
-        elif step == 1 and cfg.nesterov:
-            for i in range(n):
-                gf = flush(grad[i] + wd_f * params[i])
-                s1[i] = gf
-                params[i] = params[i] - lr_f * (gf + mom * gf)
+            mode = CBP_SGD_PLAIN
         elif step == 1:
-            for i in range(n):
-                gf = flush(grad[i] + wd_f * params[i])
-                s1[i] = gf
-                params[i] = params[i] - lr_f * gf
-        elif cfg.nesterov:
-            for i in range(n):
-                gf = grad[i] + wd_f * params[i]
-                mf = flush(mom * s1[i] + keep * gf)
-                s1[i] = mf
-                params[i] = params[i] - lr_f * (gf + mom * mf)
+            mode = CBP_SGD_FIRST_NESTEROV if cfg.nesterov else CBP_SGD_FIRST
         else:
-            for i in range(n):
-                gf = grad[i] + wd_f * params[i]
-                mf = flush(mom * s1[i] + keep * gf)
-                s1[i] = mf
-                params[i] = params[i] - lr_f * mf
+            mode = CBP_SGD_NESTEROV if cfg.nesterov else CBP_SGD_MOMENTUM
+        if floating is float:
+            sgd_step_float(mode, n, params, grad, s1, <float> lr, <float> wd,
+                           <float> cfg.momentum, <float> (1 - cfg.dampening))
+        else:
+            sgd_step_double(mode, n, params, grad, s1, lr, wd, cfg.momentum,
+                            1 - cfg.dampening)
 
     elif cfg.kind == OPT_ADAM:
         # s1: first moment, s2: second moment, s3: running maximum (amsgrad).
         bc1 = 1 - pow(b1, <double> step)
         bc2_sqrt = sqrt(1 - pow(b2, <double> step))
         step_size = lr / bc1
-        for i in range(n):
-            g = grad[i]
-            if cfg.decoupled:
-                params[i] = params[i] * (1 - lr * wd)
-            elif wd != 0:
-                g = g + wd * params[i]
-            m = b1 * s1[i] + (1 - b1) * g
-            v = b2 * s2[i] + (1 - b2) * g * g
-            s1[i] = flush(<floating> m)
-            s2[i] = flush(<floating> v)
-            if cfg.amsgrad:
-                if v > s3[i]:
-                    s3[i] = v
-                v = s3[i]
-            denom = sqrt(v) / bc2_sqrt + eps
-            params[i] = params[i] - step_size * (m / denom)
+        if floating is float:
+            adam_step_float(n, params, grad, s1, s2, s3, lr, wd, b1, b2, eps,
+                            step_size, bc2_sqrt, cfg.decoupled, cfg.amsgrad)
+        else:
+            adam_step_double(n, params, grad, s1, s2, s3, lr, wd, b1, b2, eps,
+                             step_size, bc2_sqrt, cfg.decoupled, cfg.amsgrad)
 
     elif cfg.kind == OPT_RMSPROP:
         # s1: mean square, s2: mean gradient (centered), s3: momentum buffer.
