@@ -28,9 +28,43 @@ cdef extern from *:
     """
     void prefetch "CBP_PREFETCH" (const void* address) noexcept nogil
 
+cdef extern from *:
+    """
+    /* High and low words of the 128-bit product a * b. The portable version is
+       compiled everywhere (and tested against the native one); compilers with a
+       128-bit integer use that instead. */
+    static inline uint64_t cbp_mul_high_portable(uint64_t a, uint64_t b,
+                                                 uint64_t* low) {
+        uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+        uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+        uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo;
+        uint64_t lo_hi = a_lo * b_hi, hi_hi = a_hi * b_hi;
+        uint64_t cross = (lo_lo >> 32) + (hi_lo & 0xFFFFFFFFu) + lo_hi;
+        *low = (cross << 32) | (lo_lo & 0xFFFFFFFFu);
+        return hi_hi + (hi_lo >> 32) + (cross >> 32);
+    }
+    #if defined(__SIZEOF_INT128__)
+    static inline uint64_t cbp_mul_high(uint64_t a, uint64_t b, uint64_t* low) {
+        unsigned __int128 product = (unsigned __int128) a * b;
+        *low = (uint64_t) product;
+        return (uint64_t) (product >> 64);
+    }
+    #else
+    #define cbp_mul_high cbp_mul_high_portable
+    #endif
+    """
+    uint64_t mul_high "cbp_mul_high" (uint64_t a, uint64_t b,
+                                      uint64_t* low) noexcept nogil
+    uint64_t mul_high_portable "cbp_mul_high_portable" (uint64_t a, uint64_t b,
+                                                        uint64_t* low) noexcept nogil
+
 cdef enum:
     # Rows ahead of the one being copied whose memory is requested early.
     PREFETCH_AHEAD = 8
+    # Rows of at most this many cache lines, in batches of at most this many
+    # rows, are requested a whole batch ahead instead.
+    SHORT_ROW_LINES = 8
+    SHORT_ROW_BATCH = 256
 
 cdef extern from "Python.h":
     # Declared here without Cython's "except -1" so that a pending Ctrl-C comes
@@ -60,23 +94,51 @@ cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
 
 
 cdef inline uint64_t bounded(uint64_t* state, uint64_t bound) noexcept nogil:
-    # Uniform in [0, bound) by rejecting the short top end of the 64-bit range.
-    cdef uint64_t threshold = (-bound) % bound
-    cdef uint64_t r = splitmix64(state)
-    while r < threshold:
-        r = splitmix64(state)
-    return r % bound
+    # Uniform in [0, bound) by Lemire's multiply-shift: the high word of r * bound,
+    # rejecting the few r whose low word falls below 2**64 mod bound. The division
+    # that finds that threshold runs only when the low word is small, which is rare.
+    cdef uint64_t low, threshold
+    cdef uint64_t high = mul_high(splitmix64(state), bound, &low)
+    if low < bound:
+        threshold = (-bound) % bound
+        while low < threshold:
+            high = mul_high(splitmix64(state), bound, &low)
+    return high
+
+
+cdef void shuffle_order(Py_ssize_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
+    # Fisher-Yates from the identity, so the order depends on the generator's
+    # state alone: a fit resumed from a saved state shuffles as one uninterrupted
+    # fit would.
+    cdef Py_ssize_t i, j, held
+    for i in range(n):
+        order[i] = i
+    for i in range(n - 1, 0, -1):
+        j = <Py_ssize_t> bounded(state, <uint64_t> (i + 1))
+        held = order[i]
+        order[i] = order[j]
+        order[j] = held
 
 
 def shuffle_indices(Py_ssize_t[::1] order, uint64_t[::1] state):
-    """Fisher-Yates shuffle of ``order`` in place with cbp's own generator."""
-    cdef Py_ssize_t i, j, tmp
+    """Fill ``order`` with the permutation ``train_epoch`` would use from ``state``.
+
+    ``state`` (one 64-bit word) is advanced exactly as ``train_epoch`` advances it.
+    """
+    if state.shape[0] != 1:
+        raise ValueError("state must hold one 64-bit word")
+    if order.shape[0] == 0:
+        return
     with nogil:
-        for i in range(order.shape[0] - 1, 0, -1):
-            j = <Py_ssize_t> bounded(&state[0], <uint64_t> (i + 1))
-            tmp = order[i]
-            order[i] = order[j]
-            order[j] = tmp
+        shuffle_order(&order[0], order.shape[0], &state[0])
+
+
+def _mul_high_check(uint64_t a, uint64_t b):
+    """Return (high, low, portable high, portable low) of a * b (test helper)."""
+    cdef uint64_t low, low_portable
+    cdef uint64_t high = mul_high(a, b, &low)
+    cdef uint64_t high_portable = mul_high_portable(a, b, &low_portable)
+    return high, low, high_portable, low_portable
 
 
 def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1] grad,
@@ -132,6 +194,12 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef double batch_weight, batch_loss, l2_batch
     cdef double loss_sum = 0, weight_sum = 0, correct = 0
     cdef int status = STATUS_DONE
+    # Items per cache line, and whether a row spans few enough lines (and a batch
+    # few enough rows) to fetch the whole next batch ahead; longer rows stream
+    # well with the hardware prefetcher and a request a few rows ahead.
+    cdef Py_ssize_t line_items = max(<Py_ssize_t> (64 // sizeof(floating)), 1)
+    cdef bint short_rows = (d <= SHORT_ROW_LINES * line_items
+                            and batch_size <= SHORT_ROW_BATCH)
 
     for buffer, name in ((params, "params"), (grad, "grad"), (s1, "s1"), (s2, "s2"),
                          (s3, "s3")):
@@ -142,22 +210,15 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
         raise ValueError("the workspace does not match the network or its dtype")
     if batch_size < 1 or batch_size > ws.max_batch or batch_size > X_batch.shape[0]:
         raise ValueError("batch_size is larger than the preallocated buffers")
+    if rng_state.shape[0] != 1:
+        raise ValueError("rng_state must hold one 64-bit word")
     if (n == 0 or Y.shape[0] != n or order.shape[0] != n
             or (weighted and weight.shape[0] != n)):
         raise ValueError("X, Y, weight and order must have the same number of rows")
 
     with nogil:
         if shuffle:
-            # Start from the identity so the order depends on the generator's
-            # state alone: a fit resumed from a saved state shuffles as one
-            # uninterrupted fit would.
-            for i in range(n):
-                order[i] = i
-            for i in range(n - 1, 0, -1):
-                src = <Py_ssize_t> bounded(&rng_state[0], <uint64_t> (i + 1))
-                start = order[i]
-                order[i] = order[src]
-                order[src] = start
+            shuffle_order(&order[0], n, &rng_state[0])
 
         start = 0
         while start < n:
@@ -168,7 +229,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 # Plain loops: rows are often a few values long, where a memcpy
                 # call costs more than the copy.
                 for i in range(rows):
-                    if start + i + PREFETCH_AHEAD < n:
+                    if not short_rows and start + i + PREFETCH_AHEAD < n:
                         ahead = order[start + i + PREFETCH_AHEAD]
                         prefetch(&X[ahead, 0])
                         prefetch(&X[ahead, 0] + d - 1)
@@ -180,6 +241,19 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                         Y_batch[i, j] = Y[src, j]
                     if weighted:
                         w_batch[i] = weight[src]
+
+                # Short rows: request every line of the next batch's rows now, so
+                # they arrive while this batch is computed.
+                if short_rows:
+                    for i in range(start + rows, min(start + rows + batch_size, n)):
+                        src = order[i]
+                        j = 0
+                        while j < d:
+                            prefetch(&X[src, j])
+                            j += line_items
+                        prefetch(&X[src, d - 1])
+                        prefetch(&Y[src, 0])
+                        prefetch(&Y[src, k - 1])
                 xb = &X_batch[0, 0]
                 yb = &Y_batch[0, 0]
                 wb = &w_batch[0] if weighted else NULL
