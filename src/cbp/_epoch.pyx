@@ -106,7 +106,8 @@ cdef inline uint64_t bounded(uint64_t* state, uint64_t bound) noexcept nogil:
     return high
 
 
-cdef void shuffle_order(Py_ssize_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
+cdef void shuffle_order(Py_ssize_t* order, Py_ssize_t n,
+                        uint64_t* state) noexcept nogil:
     # Fisher-Yates from the identity, so the order depends on the generator's
     # state alone: a fit resumed from a saved state shuffles as one uninterrupted
     # fit would.
