@@ -256,8 +256,15 @@ def time_interleaved(cfg, dtype, threads, X, Y, labels, peers, repeats, seed):
 
 def _gemm_calls(sizes, rows):
     """cbp's column-major gemm calls for one batch: (trans_a, trans_b, m, n, k)."""
+    from cbp._epoch import NARROW_INPUT_FEATURES
+
     calls = []
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if l == 0 and n_in < NARROW_INPUT_FEATURES:
+            # A narrow shuffled input batch is gathered one sample per column.
+            calls.append((1, 1, n_out, rows, n_in))
+            calls.append((1, 1, n_in, n_out, rows))
+            continue
         # forward, Z = A_prev @ W.T
         calls.append((1, 0, n_out, rows, n_in))
         # weight gradient, grad_W = delta.T @ A_prev

@@ -44,14 +44,15 @@ cdef class Workspace:
 
 
 cdef void forward_pass(const NetSpec* spec, const floating* params, const floating* X,
-                       int n, floating** Z, floating** A) noexcept nogil
+                       bint x_by_column, int n, floating** Z,
+                       floating** A) noexcept nogil
 
 cdef double loss_and_delta(int loss, int activation, int n, int k, const floating* Z,
                            const floating* A, const floating* Y, const floating* weight,
                            double weight_sum, floating* delta) noexcept nogil
 
 cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X,
-                        int n, floating** Z, floating** A, floating** delta,
+                        bint x_by_column, int n, floating** Z, floating** A, floating** delta,
                         const floating* ones, double l2, floating* grad,
                         const OptimConfig* update, long long step, floating* s1,
                         floating* s2, floating* s3) noexcept nogil

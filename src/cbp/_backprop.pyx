@@ -251,7 +251,13 @@ cdef void multiply_derivative(int act, Py_ssize_t size, const floating* Z,
 
 
 cdef void forward_pass(const NetSpec* spec, const floating* params, const floating* X,
-                       int n, floating** Z, floating** A) noexcept nogil:
+                       bint x_by_column, int n, floating** Z,
+                       floating** A) noexcept nogil:
+    """Fill ``Z`` and ``A`` for a batch of ``n`` samples.
+
+    ``X`` holds one sample per row, shape ``(n, n_in)``, or with ``x_by_column``
+    one per column, shape ``(n_in, n)``.
+    """
     cdef int l
     cdef int n_in, n_out
     cdef const floating* a_prev = X
@@ -260,8 +266,12 @@ cdef void forward_pass(const NetSpec* spec, const floating* params, const floati
         n_out = spec.sizes[l + 1]
 
         # Z = A_prev @ W.T
-        gemm(False, True, n, n_out, n_in, <floating> 1, a_prev, n_in,
-             params + spec.w_offset[l], n_in, <floating> 0, Z[l], n_out)
+        if l == 0 and x_by_column:
+            gemm(True, True, n, n_out, n_in, <floating> 1, X, n,
+                 params + spec.w_offset[l], n_in, <floating> 0, Z[l], n_out)
+        else:
+            gemm(False, True, n, n_out, n_in, <floating> 1, a_prev, n_in,
+                 params + spec.w_offset[l], n_in, <floating> 0, Z[l], n_out)
 
         # Z += b; A = act(Z)
         bias_activation(spec.activation[l], n, n_out, params + spec.b_offset[l],
@@ -337,7 +347,7 @@ cdef double loss_and_delta(int loss, int activation, int n, int k, const floatin
 
 
 cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X,
-                        int n, floating** Z, floating** A, floating** delta,
+                        bint x_by_column, int n, floating** Z, floating** A, floating** delta,
                         const floating* ones, double l2, floating* grad,
                         const OptimConfig* update, long long step, floating* s1,
                         floating* s2, floating* s3) noexcept nogil:
@@ -361,8 +371,12 @@ cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X
         W = params + spec.w_offset[l]
 
         # grad_W = delta.T @ A_prev
-        gemm(True, False, n_out, n_in, n, <floating> 1, delta[l], n_out, a_prev, n_in,
-             <floating> 0, grad + spec.w_offset[l], n_in)
+        if l == 0 and x_by_column:
+            gemm(True, True, n_out, n_in, n, <floating> 1, delta[l], n_out, X, n,
+                 <floating> 0, grad + spec.w_offset[l], n_in)
+        else:
+            gemm(True, False, n_out, n_in, n, <floating> 1, delta[l], n_out, a_prev,
+                 n_in, <floating> 0, grad + spec.w_offset[l], n_in)
 
         # grad_b = delta.T @ ones
         gemv(True, n, n_out, <floating> 1, delta[l], n_out, ones, <floating> 0,
@@ -475,7 +489,7 @@ def forward(Layout layout, floating[::1] params, const floating[:, ::1] X,
         start = 0
         while start < n:
             rows = min(chunk, n - start)
-            forward_pass(spec, &params[0], &X[start, 0], <int> rows, Z, A)
+            forward_pass(spec, &params[0], &X[start, 0], False, <int> rows, Z, A)
             memcpy(&out[start, 0], A[L - 1], rows * k * sizeof(floating))
             start += rows
 
@@ -505,7 +519,7 @@ def evaluate(Layout layout, floating[::1] params, const floating[:, ::1] X,
         start = 0
         while start < n:
             rows = min(chunk, n - start)
-            forward_pass(spec, &params[0], &X[start, 0], <int> rows, Z, A)
+            forward_pass(spec, &params[0], &X[start, 0], False, <int> rows, Z, A)
             total += loss_and_delta(loss, spec.activation[L - 1], <int> rows, <int> k,
                                     Z[L - 1], A[L - 1], &Y[start, 0],
                                     &weight[start] if weighted else NULL, 1.0,
@@ -544,11 +558,11 @@ def loss_and_gradient(Layout layout, floating[::1] params,
     else:
         weight_sum = n
     with nogil:
-        forward_pass(spec, &params[0], &X[0, 0], n, Z, A)
+        forward_pass(spec, &params[0], &X[0, 0], False, n, Z, A)
         total = loss_and_delta(loss, spec.activation[L - 1], n,
                                <int> spec.sizes[L], Z[L - 1], A[L - 1], &Y[0, 0], w,
                                weight_sum, D[L - 1])
-        backward_pass(spec, &params[0], &X[0, 0], n, Z, A, D,
+        backward_pass(spec, &params[0], &X[0, 0], False, n, Z, A, D,
                       <floating*> ws.ones, l2, &grad[0], NULL, 0, NULL, NULL, NULL)
         total /= weight_sum
         if l2 != 0:

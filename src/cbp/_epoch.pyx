@@ -65,6 +65,8 @@ cdef enum:
     # rows, are requested a whole batch ahead instead.
     SHORT_ROW_LINES = 8
     SHORT_ROW_BATCH = 256
+    # Inputs with fewer features than this are gathered one sample per column.
+    NARROW_INPUT = 32
 
 cdef extern from "Python.h":
     # Declared here without Cython's "except -1" so that a pending Ctrl-C comes
@@ -76,6 +78,10 @@ cdef enum:
     STATUS_DONE = 0
     STATUS_INTERRUPTED = 1
     STATUS_DIVERGED = 2
+
+# Inputs narrower than this are gathered one sample per column (for the
+# benchmark's replay of the core's BLAS calls).
+NARROW_INPUT_FEATURES = NARROW_INPUT
 
 # Status codes returned by train_epoch, for the Python layer.
 DONE = STATUS_DONE
@@ -195,6 +201,12 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef double batch_weight, batch_loss, l2_batch
     cdef double loss_sum = 0, weight_sum = 0, correct = 0
     cdef int status = STATUS_DONE
+    # Narrow inputs are gathered one sample per column: the first layer's
+    # products then avoid the transposed-left-operand form (TN in BLAS terms),
+    # which OpenBLAS's small-matrix kernels refuse for an inner dimension below
+    # 32 and hand to its slower general path.
+    cdef bint by_column = shuffle and d < NARROW_INPUT
+    cdef floating* x_columns = &X_batch[0, 0]
     # Items per cache line, and whether a row spans few enough lines (and a batch
     # few enough rows) to fetch the whole next batch ahead; longer rows stream
     # well with the hardware prefetcher and a request a few rows ahead.
@@ -236,8 +248,12 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                         prefetch(&X[ahead, 0] + d - 1)
                         prefetch(&Y[ahead, 0])
                     src = order[start + i]
-                    for j in range(d):
-                        X_batch[i, j] = X[src, j]
+                    if by_column:
+                        for j in range(d):
+                            x_columns[j * rows + i] = X[src, j]
+                    else:
+                        for j in range(d):
+                            X_batch[i, j] = X[src, j]
                     for j in range(k):
                         Y_batch[i, j] = Y[src, j]
                     if weighted:
@@ -274,7 +290,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 l2_batch = l2 / batch_weight if l2_per_sample else l2
 
                 # Forward, loss and output delta.
-                forward_pass(spec, &params[0], xb, <int> rows, Z, A)
+                forward_pass(spec, &params[0], xb, by_column, <int> rows, Z, A)
                 batch_loss = loss_and_delta(
                     loss, spec.activation[L - 1], <int> rows, <int> k, Z[L - 1],
                     A[L - 1], yb, wb, batch_weight, D[L - 1]) / batch_weight
@@ -289,7 +305,8 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 # Backward, with each layer's update applied as soon as its
                 # gradient is complete.
                 step += 1
-                backward_pass(spec, &params[0], xb, <int> rows, Z, A, D, ones,
+                backward_pass(spec, &params[0], xb, by_column, <int> rows, Z, A, D,
+                              ones,
                               l2_batch, &grad[0], &cfg, step, &s1[0], &s2[0],
                               &s3[0])
                 loss_sum += batch_loss * batch_weight
