@@ -40,7 +40,6 @@ cdef class Workspace:
     cdef void** Z
     cdef void** A
     cdef void** delta
-    cdef void* ones
 
 
 cdef void forward_pass(const NetSpec* spec, const floating* params, const floating* X,
@@ -53,7 +52,7 @@ cdef double loss_and_delta(int loss, int activation, int n, int k, const floatin
 
 cdef void backward_pass(const NetSpec* spec, floating* params, const floating* X,
                         bint x_by_column, int n, floating** Z, floating** A, floating** delta,
-                        const floating* ones, double l2, floating* grad,
+                        double l2, floating* grad,
                         const OptimConfig* update, long long step, floating* s1,
                         floating* s2, floating* s3) noexcept nogil
 

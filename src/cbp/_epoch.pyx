@@ -193,7 +193,6 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef floating** Z = <floating**> ws.Z
     cdef floating** A = <floating**> ws.A
     cdef floating** D = <floating**> ws.delta
-    cdef const floating* ones = <floating*> ws.ones
     cdef Py_ssize_t start, rows, i, j, src, ahead, batches = 0
     cdef const floating* xb
     cdef const floating* yb
@@ -306,7 +305,6 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
                 # gradient is complete.
                 step += 1
                 backward_pass(spec, &params[0], xb, by_column, <int> rows, Z, A, D,
-                              ones,
                               l2_batch, &grad[0], &cfg, step, &s1[0], &s2[0],
                               &s3[0])
                 loss_sum += batch_loss * batch_weight
