@@ -4,12 +4,14 @@ Trains one configuration of ``bench/run.py`` with cbp and samples only the
 training (``perf record`` attaches to this process after the data and the
 network are made, and stops before the report), then sorts the samples into
 
-* ``gemm``        -- BLAS matrix products (kernels, packing copies, beta scaling);
+* ``gemm``        -- BLAS matrix products (kernels, packing copies, beta scaling,
+  the ``memset`` that clears an output before a product with beta 0);
 * ``gemv/other BLAS`` -- the bias gradients and anything else in BLAS;
 * ``BLAS threads``-- OpenBLAS worker threads waiting or handing out work;
 * ``elementwise`` -- cbp's bias + activation, activation derivative, loss and
   output delta, accuracy count, and the libm calls they make (``exp``, ...);
-* ``gather``      -- the shuffle and the copy of the batch rows (``memcpy``);
+* ``gather``      -- the shuffle and the copy of the batch rows (``memcpy``), and
+  the trainer's copies of parameters and optimizer state between epochs;
 * ``update``      -- the optimizer step over the parameter buffer;
 * ``first touch`` -- the kernel zeroing fresh pages of buffers the fit allocates
   (a cost of each fit, not of each epoch: it shrinks with more epochs);
@@ -57,6 +59,10 @@ def kind_of(dso, symbol):
     """Sort one perf (shared object, symbol) pair into a kind of work."""
     if "clear_page" in symbol or "zero_user" in symbol:
         return "first touch"
+    # cbp itself calls no memset in an epoch; OpenBLAS clears the output with it
+    # before a product whose beta is 0.
+    if "memset" in symbol:
+        return "gemm"
     if "openblas" in dso:
         if "thread" in symbol or "yield" in symbol or "exec_blas" in symbol:
             return "BLAS threads"

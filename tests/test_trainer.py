@@ -359,6 +359,54 @@ def test_divergence_from_overflowing_update_leaves_finite_params():
     assert trainer.optimizer.step_count == 0
 
 
+def test_overflowing_update_in_a_later_epoch_restores_the_epoch_before():
+    """The restore point moves on after every finite epoch, and only then."""
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(16, 3)), 100 + rng.normal(size=(16, 1))
+    net = cbp.Network([3, 4, 1], activation="tanh", seed=0)
+    recorder = ParamsRecorder()
+
+    def raise_lr_after_two(trainer, record):
+        if record["epoch"] == 2:
+            trainer.optimizer.lr = 1e307
+
+    trainer = cbp.Trainer(net, "mse", optimizer=SGD(lr=1e-3, momentum=0.9),
+                          batch_size=16, epochs=6, shuffle=False, verbose=0,
+                          callbacks=[recorder, raise_lr_after_two])
+    with pytest.raises(cbp.TrainingDivergedError, match="epoch 3"):
+        trainer.fit(X, Y)
+    assert sorted(recorder.params) == [1, 2]
+    np.testing.assert_array_equal(net.params, recorder.params[2])
+    assert trainer.optimizer.step_count == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 31, 1000])
+def test_copy_if_finite_copies_and_finds_every_non_finite_value(dtype, n):
+    from cbp import _epoch
+
+    source = np.random.default_rng(n).normal(size=n).astype(dtype)
+    target = np.full(n, 7, dtype=dtype)
+    assert _epoch.copy_if_finite(source, target) is True
+    np.testing.assert_array_equal(target, source)
+    largest = np.finfo(dtype).max
+    source[: n // 2] = largest
+    assert _epoch.copy_if_finite(source, target) is True
+    for position in {0, n // 2, n - 1} if n else set():
+        for bad in (np.inf, -np.inf, np.nan):
+            damaged = source.copy()
+            damaged[position] = bad
+            assert _epoch.copy_if_finite(damaged, target) is False
+            np.testing.assert_array_equal(target, damaged)
+
+
+def test_copy_if_finite_rejects_a_target_of_another_length():
+    from cbp import _epoch
+
+    with pytest.raises(ValueError, match="target has 3 values, expected 4"):
+        _epoch.copy_if_finite(np.zeros(4), np.zeros(3))
+
+
 # -- determinism and batch size ----------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from cbp._backprop cimport (Layout, NetSpec, Workspace, backward_pass, check_buf
                             squared_weights)
 from cbp._blas cimport floating
 from cbp._optim_step cimport OptimConfig
+from cbp._vector_loops cimport copy_finite_double, copy_finite_float
 
 cdef extern from *:
     """
@@ -138,6 +139,34 @@ def shuffle_indices(Py_ssize_t[::1] order, uint64_t[::1] state):
         return
     with nogil:
         shuffle_order(&order[0], order.shape[0], &state[0])
+
+
+def copy_if_finite(floating[::1] source, floating[::1] target):
+    """Copy ``source`` into ``target`` and tell whether every value is finite.
+
+    One pass over ``source`` without the GIL and without a temporary: the trainer
+    checks the parameters after each epoch and keeps them as the next epoch's
+    restore point in the same read.
+
+    Returns
+    -------
+    bool
+        False when ``source`` holds a NaN or an infinity (``target`` is then a
+        full copy all the same).
+    """
+    cdef Py_ssize_t n = source.shape[0]
+    cdef int finite = 1
+    if target.shape[0] != n:
+        raise ValueError(
+            f"target has {target.shape[0]} values, expected {n} like source")
+    if n == 0:
+        return True
+    with nogil:
+        if floating is float:
+            finite = copy_finite_float(n, &source[0], &target[0])
+        else:
+            finite = copy_finite_double(n, &source[0], &target[0])
+    return finite != 0
 
 
 def _mul_high_check(uint64_t a, uint64_t b):

@@ -1,6 +1,7 @@
 /* The elementwise loops of training that run once per batch over whole layers or
  * the whole parameter buffer: bias + activation, activation derivative, bias
- * gradient and the SGD and Adam updates.
+ * gradient, the SGD and Adam updates, and the copy of the parameters that the
+ * trainer keeps between epochs (checked for NaN and infinity on the way).
  *
  * Wheels must run on any x86-64 processor, so the module is compiled for the
  * baseline instruction set (SSE2), which moves two doubles per instruction. On

@@ -40,3 +40,7 @@ cdef extern from "_vector_loops.h" nogil:
         Py_ssize_t n, double* p, const double* grad, double* s1, double* s2,
         double* s3, double lr, double wd, double b1, double b2, double eps,
         double step_size, double bc2_sqrt, int decoupled, int amsgrad)
+    int copy_finite_float "cbp_copy_finite_float" (
+        Py_ssize_t n, const float* src, float* dst)
+    int copy_finite_double "cbp_copy_finite_double" (
+        Py_ssize_t n, const double* src, double* dst)

@@ -172,4 +172,21 @@ CBP_LOOP void CBP_NAME(adam_step)(
     }
 }
 
+/* dst = src over n elements; returns 1 when every element is finite, else 0.
+ * x - x is 0 for a finite x and NaN for an infinite or NaN one. */
+CBP_LOOP int CBP_NAME(copy_finite)(
+    Py_ssize_t n, const CBP_REAL* CBP_RESTRICT src, CBP_REAL* CBP_RESTRICT dst)
+{
+    Py_ssize_t i;
+    int bad = 0;
+    CBP_REAL x;
+    for (i = 0; i < n; i++) {
+        x = src[i];
+        dst[i] = x;
+        bad |= !(x - x == 0);
+    }
+    return !bad;
+}
+
+
 #undef CBP_FLUSHED

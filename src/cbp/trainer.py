@@ -665,7 +665,11 @@ class Trainer:
         w_batch = np.empty(batch if weight.size else 0, dtype=dtype)
         order = np.arange(n, dtype=np.intp)
         rng = self._rng()
+        # The restore point if an epoch diverges: the parameters and optimizer
+        # state at the start of the epoch. The check of the parameters after an
+        # epoch writes them into `spare`, which then becomes the next restore point.
         snapshot = net.params.copy()
+        spare = np.empty_like(net.params)
         state_snapshot = state.copy()
         flops = 6.0 * sum(
             a * b for a, b in zip(net.layer_sizes[:-1], net.layer_sizes[1:])
@@ -673,9 +677,9 @@ class Trainer:
         check_every = max(1, int(FLOPS_PER_SIGNAL_CHECK / (flops * batch)))
         tracker = _BestTracker(self.early_stopping, net)
 
-        for _ in range(self.epochs):
-            snapshot[...] = net.params
-            state_snapshot[...] = state
+        for epoch_index in range(self.epochs):
+            if epoch_index:
+                state_snapshot[...] = state
             step_before = self.optimizer.step_count
             lr = self.optimizer.lr
             started = time.perf_counter()
@@ -714,8 +718,8 @@ class Trainer:
             # An update can overflow the parameters even though the loss it
             # followed was finite: that epoch diverged too.
             diverged = status == _epoch.DIVERGED or not math.isfinite(loss)
-            if not diverged and not np.isfinite(net.params).all():
-                diverged = True
+            if not diverged:
+                diverged = not _epoch.copy_if_finite(net.params, spare)
             if diverged:
                 net.params[...] = snapshot
                 state[...] = state_snapshot
@@ -739,6 +743,7 @@ class Trainer:
                     f"after {batches} batches"
                 )
 
+            snapshot, spare = spare, snapshot
             self.epochs_done += 1
             record = self._record(
                 self.epochs_done, loss, accuracy, validation, lr, seconds
