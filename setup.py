@@ -5,6 +5,7 @@ and initialisation checks turned back on (slower, for hunting memory errors).
 """
 
 import os
+import sys
 
 import numpy
 from Cython.Build import cythonize
@@ -29,6 +30,9 @@ extensions = [
         [f"src/cbp/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        # The optimizer's update starts a helper thread (POSIX threads).
+        extra_compile_args=[] if sys.platform == "win32" else ["-pthread"],
+        extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
     )
     for name in MODULES
 ]

@@ -6,7 +6,7 @@ network are made, and stops before the report), then sorts the samples into
 
 * ``gemm``        -- BLAS matrix products (kernels, packing copies, beta scaling,
   the ``memset`` that clears an output before a product with beta 0);
-* ``gemv/other BLAS`` -- the bias gradients and anything else in BLAS;
+* ``other BLAS``  -- anything else in BLAS (cbp calls nothing else in an epoch);
 * ``BLAS threads``-- OpenBLAS worker threads waiting or handing out work;
 * ``elementwise`` -- cbp's bias + activation, activation derivative, loss and
   output delta, accuracy count, and the libm calls they make (``exp``, ...);
@@ -28,7 +28,7 @@ Sample output (mnist, float32, 1 thread, a shared 2-core Xeon)::
     mnist float32 1 thread(s): 3 epochs of 20480 samples, 0.908 s/epoch
     kind                 share
     gemm                 61.7%
-    gemv/other BLAS       0.4%
+    other BLAS            0.4%
     BLAS threads          0.0%
     elementwise           3.4%
     gather                4.3%
@@ -51,7 +51,7 @@ sys.path.insert(0, HERE)
 
 import run  # noqa: E402
 
-KINDS = ("gemm", "gemv/other BLAS", "BLAS threads", "elementwise", "gather", "update",
+KINDS = ("gemm", "other BLAS", "BLAS threads", "elementwise", "gather", "update",
          "first touch", "python/other")
 
 
@@ -59,8 +59,8 @@ def kind_of(dso, symbol):
     """Sort one perf (shared object, symbol) pair into a kind of work."""
     if "clear_page" in symbol or "zero_user" in symbol:
         return "first touch"
-    # cbp itself calls no memset in an epoch; OpenBLAS clears the output with it
-    # before a product whose beta is 0.
+    # Nearly all memset time is OpenBLAS clearing the output of a product whose
+    # beta is 0; cbp's own (a bias gradient's row of zeros) is a few hundred bytes.
     if "memset" in symbol:
         return "gemm"
     if "openblas" in dso:
@@ -68,7 +68,7 @@ def kind_of(dso, symbol):
             return "BLAS threads"
         if re.search(r"gemm|copy|beta", symbol):
             return "gemm"
-        return "gemv/other BLAS"
+        return "other BLAS"
     if "_optim_step" in dso:
         return "update"
     if "_epoch" in dso or "memmove" in symbol or "memcpy" in symbol:

@@ -137,56 +137,6 @@ def test_gemm_rejects_mixed_dtypes():
 
 
 # (m, n): A is (m, n). Single row, single column and a square-ish case.
-GEMV_SHAPES = [(1, 1), (1, 6), (6, 1), (4, 7), (7, 4), (40, 33)]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("trans_a", [False, True])
-@pytest.mark.parametrize("m, n", GEMV_SHAPES)
-@pytest.mark.parametrize("alpha, beta", SCALARS)
-def test_gemv_matches_numpy(dtype, trans_a, m, n, alpha, beta):
-    """y := alpha op(A) x + beta y, for both transposes."""
-    rng = np.random.default_rng([m, n, int(trans_a)])
-    A = rng.standard_normal((m, n)).astype(dtype)
-    x = rng.standard_normal(m if trans_a else n).astype(dtype)
-    y = rng.standard_normal(n if trans_a else m).astype(dtype)
-    A_before, x_before = A.copy(), x.copy()
-    y_before = y.astype(np.float64)
-
-    _blas._gemv_check(trans_a, alpha, A, x, beta, y)
-
-    opA = _op(A_before, trans_a).astype(np.float64)
-    a64, b64 = float(dtype(alpha)), float(dtype(beta))
-    expected = a64 * opA @ x_before.astype(np.float64) + b64 * y_before
-    scale = abs(a64) * np.abs(opA) @ np.abs(x_before) + abs(b64) * np.abs(y_before)
-    length = opA.shape[1]
-    assert y.dtype == dtype
-    error = np.abs(y.astype(np.float64) - expected)
-    assert np.all(error <= _bound_factor(dtype, length) * scale + np.finfo(dtype).tiny)
-    np.testing.assert_array_equal(A, A_before)
-    np.testing.assert_array_equal(x, x_before)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("trans_a", [False, True])
-def test_gemv_beta_zero_ignores_garbage_in_y(dtype, trans_a):
-    """With beta = 0, y is overwritten (the bias gradient relies on it)."""
-    A = np.arange(12, dtype=dtype).reshape(3, 4)
-    x = np.ones(3 if trans_a else 4, dtype=dtype)
-    y = np.full(4 if trans_a else 3, np.nan, dtype=dtype)
-
-    _blas._gemv_check(trans_a, 1.0, A, x, 0.0, y)
-
-    # Small integers: the sums are exact in either precision.
-    np.testing.assert_array_equal(y, A.sum(axis=0 if trans_a else 1))
-
-
-def test_gemv_rejects_shapes_that_do_not_agree():
-    A = np.ones((3, 4))
-    with pytest.raises(ValueError, match="shapes"):
-        _blas._gemv_check(False, 1.0, A, np.ones(3), 0.0, np.zeros(3))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [1, 2, 7, 1000])
 @pytest.mark.parametrize("alpha", [1.0, -2.5, 0.0, 1e-3])

@@ -392,3 +392,32 @@ def test_matches_torch_optim(data, name, make_optimizer, make_reference):
         for layer in linears
     ])
     assert relative_error(net.params, expected) <= 1e-10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, make, make_reference", CASES, ids=[c[0] for c in CASES])
+def test_update_split_over_two_threads_is_bit_identical(name, make, make_reference,
+                                                        dtype):
+    """A buffer long enough to be updated in two halves at once gives the same bits.
+
+    The length is odd so that the second half is not a whole number of vectors.
+    """
+    from cbp import _optim_step
+
+    n = (1 << 20) + 37
+    rng = np.random.default_rng(5)
+    start = rng.normal(size=n).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        optimizer = make()
+        params = start.copy()
+        optimizer.prepare(n, dtype)
+        config = optimizer.config()
+        config["threads"] = threads
+        for step in (1, 2, 3):
+            grad = np.random.default_rng(step).normal(size=n).astype(dtype)
+            _optim_step.step(config, step, params, grad, *optimizer.buffers())
+        results.append((params, optimizer.state.copy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert not np.array_equal(results[0][0], start)

@@ -380,6 +380,29 @@ def test_overflowing_update_in_a_later_epoch_restores_the_epoch_before():
     assert trainer.optimizer.step_count == 2
 
 
+def test_divergence_restores_what_a_callback_left_before_the_epoch():
+    """A callback's change to the parameters between epochs is kept by the restore."""
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(40, 3)), 100 + rng.normal(size=(40, 1))
+    net = cbp.Network([3, 5, 1], activation="tanh", seed=0)
+    started = {}
+
+    def halve_then_explode(trainer, record):
+        if record["epoch"] == 2:
+            trainer.network.params[...] *= 0.5
+            started["params"] = trainer.network.params.copy()
+            started["state"] = trainer.optimizer.state.copy()
+            trainer.optimizer.lr = 1e307
+
+    trainer = cbp.Trainer(net, "mse", optimizer=SGD(lr=1e-3, momentum=0.9),
+                          batch_size=8, epochs=5, seed=3, verbose=0,
+                          callbacks=[halve_then_explode])
+    with pytest.raises(cbp.TrainingDivergedError, match="epoch 3"):
+        trainer.fit(X, Y)
+    np.testing.assert_array_equal(net.params, started["params"])
+    np.testing.assert_array_equal(trainer.optimizer.state, started["state"])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 31, 1000])
 def test_copy_if_finite_copies_and_finds_every_non_finite_value(dtype, n):

@@ -27,20 +27,6 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                    &beta, C, &ldc)
 
 
-cdef void gemv(bint trans_a, int m, int n, floating alpha, const floating* A, int lda,
-               const floating* x, floating beta, floating* y) noexcept nogil:
-    """y := alpha * op(A) @ x + beta * y, with A of shape (m, n), row-major."""
-    # Row-major A is column-major A^T (n, m): flip the transpose flag.
-    cdef char t = b'N' if trans_a else b'T'
-    cdef int one = 1
-    if floating is float:
-        blas.sgemv(&t, &n, &m, &alpha, <float*> A, &lda, <float*> x, &one,
-                   &beta, y, &one)
-    else:
-        blas.dgemv(&t, &n, &m, &alpha, <double*> A, &lda, <double*> x, &one,
-                   &beta, y, &one)
-
-
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil:
     """y := alpha * x + y."""
     cdef int one = 1
@@ -75,17 +61,6 @@ def _gemm_check(bint trans_a, bint trans_b, double alpha, floating[:, ::1] A,
     # A zero-sized leading dimension is illegal in BLAS even when unused.
     gemm(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], max(A.shape[1], 1),
          &B[0, 0], max(B.shape[1], 1), <floating> beta, &C[0, 0], max(n, 1))
-
-
-def _gemv_check(bint trans_a, double alpha, floating[:, ::1] A, floating[::1] x,
-                double beta, floating[::1] y):
-    """Compute ``y = alpha * op(A) @ x + beta * y`` in place (test helper)."""
-    cdef int m = A.shape[0]
-    cdef int n = A.shape[1]
-    if x.shape[0] != (m if trans_a else n) or y.shape[0] != (n if trans_a else m):
-        raise ValueError("operand shapes do not agree")
-    gemv(trans_a, m, n, <floating> alpha, &A[0, 0], max(n, 1), &x[0],
-         <floating> beta, &y[0])
 
 
 def _axpy_check(double alpha, floating[::1] x, floating[::1] y):

@@ -66,7 +66,8 @@ cdef enum:
     # rows, are requested a whole batch ahead instead.
     SHORT_ROW_LINES = 8
     SHORT_ROW_BATCH = 256
-    # Inputs with fewer features than this are gathered one sample per column.
+    # Shuffled inputs with fewer features than this are gathered one sample per
+    # column (unshuffled batches are read in place, one sample per row).
     NARROW_INPUT = 32
 
 cdef extern from "Python.h":
@@ -80,7 +81,7 @@ cdef enum:
     STATUS_INTERRUPTED = 1
     STATUS_DIVERGED = 2
 
-# Inputs narrower than this are gathered one sample per column (for the
+# Shuffled inputs narrower than this are gathered one sample per column (for the
 # benchmark's replay of the core's BLAS calls).
 NARROW_INPUT_FEATURES = NARROW_INPUT
 
@@ -229,7 +230,7 @@ def train_epoch(Layout layout, Workspace ws, floating[::1] params, floating[::1]
     cdef double batch_weight, batch_loss, l2_batch
     cdef double loss_sum = 0, weight_sum = 0, correct = 0
     cdef int status = STATUS_DONE
-    # Narrow inputs are gathered one sample per column: the first layer's
+    # Narrow shuffled inputs are gathered one sample per column: the first layer's
     # products then avoid the transposed-left-operand form (TN in BLAS terms),
     # which OpenBLAS's small-matrix kernels refuse for an inner dimension below
     # 32 and hand to its slower general path.

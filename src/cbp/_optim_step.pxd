@@ -26,6 +26,8 @@ cdef struct OptimConfig:
     bint amsgrad
     bint centered
     bint decoupled
+    # Threads for the update of a large buffer: 1, or 2 to split it in halves.
+    int threads
 
 cdef void optimizer_step(const OptimConfig* cfg, long long step, Py_ssize_t n,
                          floating* params, floating* grad, floating* s1, floating* s2,

@@ -74,6 +74,7 @@ class Optimizer:
             amsgrad=False,
             centered=False,
             decoupled=False,
+            threads=1,
         )
         fields.update(self._fields())
         return fields

@@ -316,7 +316,9 @@ class Trainer:
         epoch's record (see :class:`History`); returning True stops training.
     n_threads : int or None, default=None
         Limit BLAS threads during the fit (needs threadpoolctl, the ``threads``
-        extra); ``None`` leaves them as they are.
+        extra); ``None`` leaves them as they are. With 2 or more, the optimizer's
+        update of a network of at least 2**20 parameters is also split over two
+        threads.
     verbose : int, default=1
         0 prints nothing; 1 shows a tqdm bar on a terminal (if tqdm is installed)
         and one line per epoch otherwise, on standard error.
@@ -564,8 +566,9 @@ class Trainer:
         Raises
         ------
         TrainingDivergedError
-            When the loss becomes NaN or infinite; the parameters are those at the
-            end of the last epoch whose loss was finite.
+            When the loss or the parameters become NaN or infinite; the
+            parameters and optimizer state are put back to those the diverged
+            epoch started from (as the callbacks of the epoch before left them).
         KeyboardInterrupt
             On Ctrl-C; the parameters hold the last completed batch's update and
             ``history`` the epochs done.
@@ -667,7 +670,8 @@ class Trainer:
         rng = self._rng()
         # The restore point if an epoch diverges: the parameters and optimizer
         # state at the start of the epoch. The check of the parameters after an
-        # epoch writes them into `spare`, which then becomes the next restore point.
+        # epoch writes them into `spare`, which then becomes the next restore
+        # point, unless callbacks, which may change the parameters, run in between.
         snapshot = net.params.copy()
         spare = np.empty_like(net.params)
         state_snapshot = state.copy()
@@ -676,12 +680,17 @@ class Trainer:
         )
         check_every = max(1, int(FLOPS_PER_SIGNAL_CHECK / (flops * batch)))
         tracker = _BestTracker(self.early_stopping, net)
+        update_threads = 2 if self.n_threads is not None and self.n_threads > 1 else 1
 
         for epoch_index in range(self.epochs):
             if epoch_index:
                 state_snapshot[...] = state
+                if self.callbacks:
+                    snapshot[...] = net.params
             step_before = self.optimizer.step_count
             lr = self.optimizer.lr
+            config = self.optimizer.config()
+            config["threads"] = update_threads
             started = time.perf_counter()
             status, loss_sum, weight_sum, step, batches, correct = _epoch.train_epoch(
                 net._layout,
@@ -698,7 +707,7 @@ class Trainer:
                 self._loss_code,
                 self.l2,
                 self.l2_per_sample,
-                self.optimizer.config(),
+                config,
                 *self.optimizer.buffers(),
                 self.optimizer.step_count,
                 check_every,
