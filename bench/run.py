@@ -27,8 +27,12 @@ then again: the others run inside cbp's epoch callback, outside cbp's timing),
 so that a change of load on a shared machine hits all of them alike; still,
 on a shared machine only the ratios within one row are reliable. Medians, not
 means, and every sample is kept in the JSON file. BLAS and OpenMP threads are
-limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``. A peer
-that is not installed is skipped with a note.
+limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``. Each
+peer's epoch starts after a rest of ``PAUSE`` seconds (untimed): an idle OpenBLAS
+worker spins on its core for about 0.1 s before it sleeps, and without the rest
+the previous peer's workers take a core from a 2-thread epoch (seen here: cbp's
+2-thread mnist epoch twice as long right after the NumPy peer's). A peer that is
+not installed is skipped with a note.
 
 An epoch of ``wide`` holds 16,384 samples, but it is timed on 4,096 (16 batches
 of 256) and scaled by 4 to keep the run short: its batches all cost the same,
@@ -45,12 +49,16 @@ of 2 each), ``xBLAS`` (cbp's time over the BLAS limit: 1.00 is the limit) and
 the speed-up over each peer (the peer's time over cbp's: above 1, cbp is
 faster).
 
-The run also measures cbp's peak resident memory during a fit of each
-configuration in a fresh subprocess, and checks the project's targets.
+When both 1 and 2 threads are run, cbp's thread scaling is measured on its own:
+fits at 1 and at 2 threads alternate (``SCALING`` gives the samples and rounds
+of each configuration) and the medians of their second epochs are compared, so
+that the "2 threads no slower than 1" target does not rest on two rows measured
+minutes apart. The run also measures cbp's peak resident memory during a fit of
+each configuration in a fresh subprocess, and checks the project's targets.
 
 Usage::
 
-    python bench/run.py                      # everything: 6 to 15 minutes
+    python bench/run.py                      # everything: 10 to 20 minutes
     python bench/run.py --quick              # under two minutes
     python bench/run.py --configs tiny,mnist --dtype float32 --threads 1
 
@@ -114,6 +122,14 @@ SPEEDUP_TARGETS = [
 OVERHEAD_TARGETS = [("mnist", 1, 1.15), ("wide", 1, 1.10), ("wide", 2, 1.10)]
 # 2 threads must be no slower than 1: differences below this fraction are noise.
 THREAD_NOISE = 0.05
+# Seconds of rest before each peer's epoch. An idle OpenBLAS worker keeps its core
+# busy for about 0.1 s after its last call before it sleeps; without the rest, a
+# peer's spinning workers take a core from the next peer's 2-thread epoch.
+PAUSE = 0.2
+# The thread-scaling check: cbp alone, fits at 1 and 2 threads in turn, each on
+# this many samples, this many rounds (the second epoch of each fit is timed).
+SCALING = {"tiny": (100_000, 5), "mnist": (20_480, 5), "wide": (1_024, 3),
+           "batch1": (20_000, 5)}
 
 
 def n_weights(sizes):
@@ -219,6 +235,7 @@ def time_interleaved(cfg, dtype, threads, X, Y, labels, peers, repeats, seed):
 
     def one_round(record):
         for peer, epoch in epochs.items():
+            time.sleep(PAUSE)
             started = time.perf_counter()
             result = epoch()
             seconds = time.perf_counter() - started
@@ -227,6 +244,7 @@ def time_interleaved(cfg, dtype, threads, X, Y, labels, peers, repeats, seed):
                 seconds = max(seconds - result, 0.0)
             if record:
                 times[peer].append(seconds)
+        time.sleep(PAUSE)
 
     if "cbp" not in peers:
         for i in range(repeats + 1):
@@ -328,6 +346,61 @@ def make_blas(cfg, dtype, threads, X, Y, labels, seed):
         return n_calls * overhead
 
     return epoch
+
+
+# -- thread scaling -------------------------------------------------------------
+
+
+def cbp_epoch_seconds(cfg, dtype, threads, X, Y, seed, epochs=2):
+    """Seconds of each epoch but the first of one cbp fit at ``threads`` threads."""
+    import cbp
+
+    marks = []
+    net = cbp.Network(cfg["sizes"], activation="relu", output=cfg["output"],
+                      dtype=dtype, seed=seed)
+    trainer = cbp.Trainer(
+        net, cfg["loss"], optimizer=cbp.optim.SGD(lr=LR, momentum=MOMENTUM),
+        batch_size=cfg["batch"], epochs=epochs, shuffle=True, seed=seed,
+        n_threads=threads, verbose=0,
+        callbacks=[lambda trainer, record: marks.append(time.perf_counter())],
+    )
+    trainer.fit(X, Y)
+    return [b - a for a, b in zip(marks[:-1], marks[1:])]
+
+
+def thread_scaling(config, dtype, seed, log):
+    """cbp's epoch at 1 and at 2 threads, measured in turn, for the thread target.
+
+    The rows of the main table for 1 and 2 threads are measured minutes apart;
+    this check alternates fits at 1 and 2 threads with nothing else running, so
+    that a change of load hits both alike.
+    """
+    from threadpoolctl import threadpool_limits
+
+    cfg = CONFIGS[config]
+    samples, rounds = SCALING[config]
+    X, Y, _ = make_data(cfg, samples, dtype, seed)
+    times = {1: [], 2: []}
+    for _ in range(rounds):
+        for threads in (1, 2):
+            time.sleep(PAUSE)
+            with threadpool_limits(limits=threads):
+                times[threads] += cbp_epoch_seconds(cfg, dtype, threads, X, Y, seed)
+    one, two = (statistics.median(times[t]) for t in (1, 2))
+    log(f"  {config:7s} {dtype} thread scaling: 1 thr {one:.4g}  2 thr {two:.4g}  "
+        f"s/epoch of {samples} samples")
+    return dict(config=config, dtype=dtype, samples=samples, rounds=rounds,
+                times={str(t): v for t, v in times.items()}, one=one, two=two)
+
+
+def format_scaling(items):
+    head = (f"{'config':7s} {'dtype':7s} {'samples':>7s} {'1 thr s':>9s} "
+            f"{'2 thr s':>9s} {'2/1':>6s}")
+    lines = [head]
+    for m in items:
+        lines.append(f"{m['config']:7s} {m['dtype']:7s} {m['samples']:7d} "
+                     f"{m['one']:9.4f} {m['two']:9.4f} {m['two'] / m['one']:6.2f}")
+    return "\n".join(lines)
 
 
 # -- memory ---------------------------------------------------------------------
@@ -458,7 +531,7 @@ def run_one(config, dtype, threads, peers, repeats, seed, quick, log):
     return row
 
 
-def check_targets(rows):
+def check_targets(rows, scaling):
     """Return a list of (description, value, met) for every target that was run."""
     by_key = {(r["config"], r["dtype"], r["threads"]): r for r in rows}
     results = []
@@ -478,12 +551,11 @@ def check_targets(rows):
             value = row["seconds"]["cbp"] / row["seconds"]["blas"]
             results.append((f"{config} {dtype} {threads} thr: within {limit:g}x of "
                             "the BLAS limit", f"{value:.2f}x", value <= limit))
-        for config in CONFIGS:
-            one = by_key.get((config, dtype, 1))
-            two = by_key.get((config, dtype, 2))
-            if one is None or two is None or "cbp" not in one["seconds"]:
+        for item in scaling:
+            if item["dtype"] != dtype:
                 continue
-            value = two["seconds"]["cbp"] / one["seconds"]["cbp"]
+            config = item["config"]
+            value = item["two"] / item["one"]
             results.append((f"{config} {dtype}: 2 threads no slower than 1 "
                             f"(+{THREAD_NOISE:.0%} noise)", f"{value:.2f}x time",
                             value <= 1.0 + THREAD_NOISE))
@@ -583,7 +655,8 @@ def parse_args(argv):
     parser.add_argument("--peers", default=",".join(PEERS),
                         help="comma-separated subset of " + ", ".join(PEERS))
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed epochs per peer (median); default 3")
+                        help="timed epochs per peer (median); default 5, "
+                             "3 with --quick")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-rss", action="store_true",
                         help="skip the peak-memory subprocesses")
@@ -609,7 +682,7 @@ def main(argv=None):
     dtypes = dtypes.split(",")
     threads = args.threads or ("1" if args.quick else "1,2")
     threads = [int(t) for t in threads.split(",")]
-    repeats = args.repeats or 3
+    repeats = args.repeats or (3 if args.quick else 5)
     peers, notes = available_peers([p for p in args.peers.split(",") if p])
 
     def log(message):
@@ -625,6 +698,11 @@ def main(argv=None):
             for t in threads:
                 rows.append(run_one(config, dtype, t, peers, repeats, args.seed,
                                     args.quick, log))
+    scaling = []
+    if "cbp" in peers and {1, 2} <= set(threads):
+        for config in configs:
+            for dtype in dtypes:
+                scaling.append(thread_scaling(config, dtype, args.seed, log))
     rss = []
     if not args.no_rss and "cbp" in peers:
         for config in configs:
@@ -632,7 +710,7 @@ def main(argv=None):
                 cfg = CONFIGS[config]
                 n = cfg["quick"] if args.quick else cfg["timed"]
                 rss.append(measure_rss(config, dtype, n, args.seed))
-    targets = check_targets(rows)
+    targets = check_targets(rows, scaling)
     elapsed = time.perf_counter() - started
 
     info["load_average_end"] = os.getloadavg()
@@ -650,6 +728,9 @@ def main(argv=None):
     print(format_table(rows))
     print()
     print(format_seconds(rows))
+    if scaling:
+        print("\ncbp alone at 1 and 2 threads, fits in turn (median s/epoch)")
+        print(format_scaling(scaling))
     if rss:
         print("\npeak RSS of a cbp fit (used = peak - RSS after imports; estimate = "
               "data + 4 x params + one batch of activations)")
@@ -665,7 +746,8 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(dict(machine=info, repeats=repeats, seconds_total=elapsed,
-                           results=rows, rss=rss, notes=notes,
+                           results=rows, thread_scaling=scaling, rss=rss,
+                           notes=notes,
                            targets=[dict(target=t, value=v, met=bool(m))
                                     for t, v, m in targets]), f, indent=1)
     if args.png and rows:
