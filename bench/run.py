@@ -62,19 +62,19 @@ Usage::
     python bench/run.py --quick              # under two minutes
     python bench/run.py --configs tiny,mnist --dtype float32 --threads 1
 
-Sample output (2 shared cores of an Intel Xeon with AVX-512, OpenBLAS 0.3.30
+Sample output (2 shared cores of an AMD EPYC with AVX-512, OpenBLAS 0.3.30
 SkylakeX kernels; rows cut)::
 
     config  dtype   thr  timed   s/epoch  samples/s  GFLOP/s  xBLAS   torch sklearn   numpy
     ---------------------------------------------------------------------------------------
-    tiny    float32   1 100000    0.0261   3.84e+06     36.1   2.26   32.08   18.21    5.83
-    mnist   float32   1  60000    0.7573   7.92e+04    111.6   1.41    1.20    1.39    0.96
-    wide    float64   1   1024   12.6888   1.29e+03     65.1   1.19    1.04    1.48    1.07
-    batch1  float32   2  20000    0.1614   1.24e+05      3.5   9.98   26.14   18.12    8.86
+    tiny    float32   1 100000    0.0203   4.92e+06     46.3   1.34   55.25   25.30   10.61
+    mnist   float32   1  60000    0.7976   7.52e+04    106.0   0.99    1.88    1.59    1.16
+    wide    float64   1   4096   15.5959   1.05e+03     53.0   1.06    1.22    1.35    1.11
+    batch1  float32   2  20000    0.0499   4.01e+05     11.4   2.18  145.60   72.43   22.01
 
-followed by the seconds of every peer, the peak memory of each fit and the
-targets met or missed. An ``xBLAS`` of ``-`` means the gemm time was lost in the
-noise of the Python calls it was measured through.
+followed by the seconds of every peer, cbp alone at 1 and 2 threads, the peak
+memory of each fit and the targets met or missed. An ``xBLAS`` of ``-`` means the
+gemm time was lost in the noise of the Python calls it was measured through.
 """
 
 import argparse
@@ -127,7 +127,8 @@ THREAD_NOISE = 0.05
 # peer's spinning workers take a core from the next peer's 2-thread epoch.
 PAUSE = 0.2
 # The thread-scaling check: cbp alone, fits at 1 and 2 threads in turn, each on
-# this many samples, this many rounds (the second epoch of each fit is timed).
+# this many samples, this many rounds (the second epoch of each fit is timed);
+# with --quick, the config's quick samples and 3 rounds.
 SCALING = {"tiny": (100_000, 5), "mnist": (20_480, 5), "wide": (1_024, 3),
            "batch1": (20_000, 5)}
 
@@ -368,7 +369,7 @@ def cbp_epoch_seconds(cfg, dtype, threads, X, Y, seed, epochs=2):
     return [b - a for a, b in zip(marks[:-1], marks[1:])]
 
 
-def thread_scaling(config, dtype, seed, log):
+def thread_scaling(config, dtype, seed, quick, log):
     """cbp's epoch at 1 and at 2 threads, measured in turn, for the thread target.
 
     The rows of the main table for 1 and 2 threads are measured minutes apart;
@@ -379,6 +380,8 @@ def thread_scaling(config, dtype, seed, log):
 
     cfg = CONFIGS[config]
     samples, rounds = SCALING[config]
+    if quick:
+        samples, rounds = min(samples, cfg["quick"]), 3
     X, Y, _ = make_data(cfg, samples, dtype, seed)
     times = {1: [], 2: []}
     for _ in range(rounds):
@@ -702,7 +705,8 @@ def main(argv=None):
     if "cbp" in peers and {1, 2} <= set(threads):
         for config in configs:
             for dtype in dtypes:
-                scaling.append(thread_scaling(config, dtype, args.seed, log))
+                scaling.append(thread_scaling(config, dtype, args.seed, args.quick,
+                                              log))
     rss = []
     if not args.no_rss and "cbp" in peers:
         for config in configs:
