@@ -645,28 +645,115 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def _names(allowed, what):
+    """An argparse type: a comma-separated subset of ``allowed``, in order."""
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"no {what} given in {text!r}")
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(allowed)}")
+        return names
+    return parse
+
+
+def _thread_counts(text):
+    """An argparse type: a comma-separated list of positive thread counts."""
+    counts = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            count = int(item)
+        except ValueError:
+            count = 0
+        if count < 1:
+            where = "" if item == text.strip() else f" in {text!r}"
+            raise argparse.ArgumentTypeError(
+                f"{item!r}{where} is not a positive whole number of threads")
+        if count > (os.cpu_count() or 1):
+            raise argparse.ArgumentTypeError(
+                f"{count} threads is more than this machine's {os.cpu_count()} cores")
+        counts.append(count)
+    if not counts:
+        raise argparse.ArgumentTypeError(f"no thread count given in {text!r}")
+    return counts
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def _check_writable(parser, option, path):
+    """Fail before the run, not after it, when a report cannot be written."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        parser.error(f"{option} {path!r} is a directory; expected a file name")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        existed = os.path.exists(path)
+        with open(path, "a"):
+            pass
+        if not existed:
+            os.remove(path)
+    except OSError as error:
+        parser.error(f"{option} {path!r} cannot be written: {error.strerror}")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer samples and repeats, float32 and 1 thread only "
                              "unless given: under two minutes")
-    parser.add_argument("--configs", default=",".join(CONFIGS),
+    parser.add_argument("--configs", type=_names(tuple(CONFIGS), "config"),
+                        default=list(CONFIGS),
                         help="comma-separated subset of " + ", ".join(CONFIGS))
-    parser.add_argument("--dtype", default=None,
-                        help="float32, float64 or both (comma-separated)")
-    parser.add_argument("--threads", default=None, help="e.g. 1 or 1,2")
-    parser.add_argument("--peers", default=",".join(PEERS),
+    parser.add_argument("--dtype", type=_names(("float32", "float64"), "dtype"),
+                        default=None,
+                        help="float32, float64 or both (comma-separated); default "
+                             "both, float32 with --quick")
+    parser.add_argument("--threads", type=_thread_counts, default=None,
+                        help="comma-separated thread counts, e.g. 1 or 1,2; default "
+                             "1,2, 1 with --quick")
+    parser.add_argument("--peers", type=_names(PEERS, "peer"), default=list(PEERS),
                         help="comma-separated subset of " + ", ".join(PEERS))
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=_positive_int, default=None,
                         help="timed epochs per peer (median); default 5, "
                              "3 with --quick")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the random data and of the shuffles")
     parser.add_argument("--no-rss", action="store_true",
                         help="skip the peak-memory subprocesses")
-    parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
-    parser.add_argument("--png", default=os.path.join(HERE, "results", "latest.png"))
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"),
+                        help="where to write the report as JSON; '' for nowhere")
+    parser.add_argument("--png", default=os.path.join(HERE, "results", "latest.png"),
+                        help="where to write the bar chart; '' for nowhere")
     parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.png and not args.png.lower().endswith(".png"):
+        parser.error(f"--png {args.png!r} does not end in .png; the chart is a PNG")
+    if not args.rss_child:
+        for option, path in (("--json", args.json), ("--png", args.png)):
+            if path:
+                _check_writable(parser, option, path)
+    return args
 
 
 def main(argv=None):
@@ -676,17 +763,11 @@ def main(argv=None):
         rss_child(config, dtype, int(n), int(seed))
         return 0
 
-    configs = [c for c in args.configs.split(",") if c]
-    for config in configs:
-        if config not in CONFIGS:
-            raise SystemExit(
-                f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
-    dtypes = (args.dtype or ("float32" if args.quick else "float32,float64"))
-    dtypes = dtypes.split(",")
-    threads = args.threads or ("1" if args.quick else "1,2")
-    threads = [int(t) for t in threads.split(",")]
+    configs = args.configs
+    dtypes = args.dtype or (["float32"] if args.quick else ["float32", "float64"])
+    threads = args.threads or ([1] if args.quick else [1, 2])
     repeats = args.repeats or (3 if args.quick else 5)
-    peers, notes = available_peers([p for p in args.peers.split(",") if p])
+    peers, notes = available_peers(args.peers)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -725,15 +806,19 @@ def main(argv=None):
     for lib in info["blas"]:
         if lib["internal_api"] not in ("openblas", "mkl", "blis"):
             continue
+        path = lib.get("filepath") or ""
+        owner = ("scipy's, which cbp calls" if "scipy.libs" in path
+                 else "numpy's" if "numpy.libs" in path else lib["prefix"])
         print(f"BLAS: {lib['internal_api']} {lib['version']} {lib['architecture']} "
-              f"({lib['prefix']})")
+              f"kernels ({owner})")
     print(f"median of {repeats} epochs after a warm-up; speed-up = peer time / cbp "
           "time; xBLAS = cbp time / BLAS limit\n")
     print(format_table(rows))
     print()
     print(format_seconds(rows))
     if scaling:
-        print("\ncbp alone at 1 and 2 threads, fits in turn (median s/epoch)")
+        print("\ncbp alone at 1 and 2 threads, fits in turn (median seconds of an "
+              "epoch of `samples`, not of a full epoch)")
         print(format_scaling(scaling))
     if rss:
         print("\npeak RSS of a cbp fit (used = peak - RSS after imports; estimate = "
@@ -754,9 +839,11 @@ def main(argv=None):
                            notes=notes,
                            targets=[dict(target=t, value=v, met=bool(m))
                                     for t, v, m in targets]), f, indent=1)
+        log(f"wrote {args.json}")
     if args.png and rows:
         os.makedirs(os.path.dirname(os.path.abspath(args.png)), exist_ok=True)
         plot(rows, args.png)
+        log(f"wrote {args.png}")
     return 0
 
 

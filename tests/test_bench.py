@@ -137,3 +137,57 @@ def test_a_short_run_writes_its_report(tmp_path, capsys, monkeypatch):
     targets = {t["target"] for t in data["targets"]}
     assert "tiny float32: 2 threads no slower than 1 (+5% noise)" in targets
     assert "tiny float32 1 thr: >= 5x faster than numpy" in targets
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--threads", "0"], "--threads"),
+    (["--threads", "abc"], "--threads"),
+    (["--threads", "1,-2"], "--threads"),
+    (["--threads", str((os.cpu_count() or 1) + 1)], "--threads"),
+    (["--repeats", "0"], "--repeats"),
+    (["--repeats", "-1"], "--repeats"),
+    (["--seed", "-1"], "--seed"),
+    (["--configs", "huge"], "--configs"),
+    (["--configs", ","], "--configs"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--dtype", "float32,,f4"], "--dtype"),
+    (["--peers", "jax"], "--peers"),
+    (["--peers", ""], "--peers"),
+    (["--png", "chart.svg"], "--png"),
+])
+def test_bad_arguments_stop_before_any_timing(argv, named, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run.parse_args(argv)
+    assert stopped.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_unwritable_report_paths_stop_before_any_timing(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for option, path in [("--json", tmp_path),
+                         ("--json", a_file / "report.json"),
+                         ("--png", a_file / "chart.png")]:
+        with pytest.raises(SystemExit):
+            run.parse_args([option, str(path), "--png" if option == "--json"
+                            else "--json", ""])
+        err = capsys.readouterr().err
+        assert option in err and str(path) in err
+    assert a_file.read_text() == ""
+
+
+def test_checking_a_report_path_leaves_no_file_behind(tmp_path):
+    report = tmp_path / "new" / "report.json"
+    args = run.parse_args(["--json", str(report), "--png", ""])
+    assert args.json == str(report)
+    assert not report.exists()
+
+
+def test_lists_are_parsed_in_order():
+    args = run.parse_args(["--configs", "mnist,tiny", "--dtype", "float64",
+                           "--threads", "1", "--peers", "cbp,blas",
+                           "--json", "", "--png", ""])
+    assert args.configs == ["mnist", "tiny"]
+    assert args.dtype == ["float64"]
+    assert args.threads == [1]
+    assert args.peers == ["cbp", "blas"]
