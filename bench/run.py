@@ -26,7 +26,9 @@ Every peer first runs one untimed warm-up epoch; the table shows the median of
 then again: the others run inside cbp's epoch callback, outside cbp's timing),
 so that a change of load on a shared machine hits all of them alike; still,
 on a shared machine only the ratios within one row are reliable. Medians, not
-means, and every sample is kept in the JSON file. BLAS and OpenMP threads are
+means, and every sample is kept in the JSON file (``times``: the seconds of
+each timed epoch as measured; ``seconds``: their median scaled to the full
+epoch). BLAS and OpenMP threads are
 limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``. Each
 peer's epoch starts after a rest of ``PAUSE`` seconds (untimed): an idle OpenBLAS
 worker spins on its core for about 0.1 s before it sleeps, and without the rest
@@ -62,15 +64,15 @@ Usage::
     python bench/run.py --quick              # under two minutes
     python bench/run.py --configs tiny,mnist --dtype float32 --threads 1
 
-Sample output (2 shared cores of an AMD EPYC with AVX-512, OpenBLAS 0.3.30
-SkylakeX kernels; rows cut)::
+Sample output (2 shared cores of an AMD EPYC with AVX2, OpenBLAS 0.3.30 Haswell
+kernels; rows cut)::
 
-    config  dtype   thr  timed   s/epoch  samples/s  GFLOP/s  xBLAS   torch sklearn   numpy
-    ---------------------------------------------------------------------------------------
-    tiny    float32   1 100000    0.0203   4.92e+06     46.3   1.34   55.25   25.30   10.61
-    mnist   float32   1  60000    0.7976   7.52e+04    106.0   0.99    1.88    1.59    1.16
-    wide    float64   1   4096   15.5959   1.05e+03     53.0   1.06    1.22    1.35    1.11
-    batch1  float32   2  20000    0.0499   4.01e+05     11.4   2.18  145.60   72.43   22.01
+ config  dtype   thr  timed   s/epoch  samples/s  GFLOP/s  xBLAS   torch sklearn   numpy
+ ---------------------------------------------------------------------------------------
+ tiny    float32   1 100000    0.0615   1.63e+06     15.3   1.45   38.69   20.88    6.73
+ mnist   float32   1  60000    1.0242   5.86e+04     82.5   1.01    1.60    1.74    1.13
+ wide    float64   1   4096   19.8766        824     41.6   1.05    1.19    1.41    1.15
+ batch1  float32   2  20000    0.1696   1.18e+05      3.4   2.03   62.54   35.93   10.16
 
 followed by the seconds of every peer, cbp alone at 1 and 2 threads, the peak
 memory of each fit and the targets met or missed. An ``xBLAS`` of ``-`` means the
