@@ -22,19 +22,18 @@ batch. The same epoch is timed for
   larger than the gemm itself, so their limit is only indicative.
 
 Every peer first runs one untimed warm-up epoch; the table shows the median of
-``--repeats`` epochs. The peers take their epochs in turn (one epoch of each,
-then again: the others run inside cbp's epoch callback, outside cbp's timing),
-so that a change of load on a shared machine hits all of them alike; still,
-on a shared machine only the ratios within one row are reliable. Medians, not
-means, and every sample is kept in the JSON file (``times``: the seconds of
-each timed epoch as measured; ``seconds``: their median scaled to the full
-epoch). BLAS and OpenMP threads are
-limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``. Each
-peer's epoch starts after a rest of ``PAUSE`` seconds (untimed): an idle OpenBLAS
-worker spins on its core for about 0.1 s before it sleeps, and without the rest
-the previous peer's workers take a core from a 2-thread epoch (seen here: cbp's
-2-thread mnist epoch twice as long right after the NumPy peer's). A peer that is
-not installed is skipped with a note.
+``--repeats`` epochs. The peers take their epochs in turn (one epoch of each, then
+again: the others run inside cbp's epoch callback, outside cbp's timing), so that a
+change of load on a shared machine hits all of them alike; still, on a shared
+machine only the ratios within one row are reliable. Medians, not means, and every
+sample is kept in the JSON file (``times``: the seconds of each timed epoch as
+measured; ``seconds``: their median scaled to the full epoch). BLAS and OpenMP
+threads are limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``.
+Each peer's epoch starts after a rest of ``PAUSE`` seconds (untimed): an idle
+OpenBLAS worker spins on its core for about 0.1 s before it sleeps, and without the
+rest the previous peer's workers take a core from a 2-thread epoch (on the development machine: cbp's
+2-thread mnist epoch twice as long right after the NumPy peer's). A peer that is not
+installed is skipped with a note.
 
 An epoch of ``wide`` holds 16,384 samples, but it is timed on 4,096 (16 batches
 of 256) and scaled by 4 to keep the run short: its batches all cost the same,
