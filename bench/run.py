@@ -31,9 +31,9 @@ measured; ``seconds``: their median scaled to the full epoch). BLAS and OpenMP
 threads are limited with threadpoolctl, PyTorch's with ``torch.set_num_threads``.
 Each peer's epoch starts after a rest of ``PAUSE`` seconds (untimed): an idle
 OpenBLAS worker spins on its core for about 0.1 s before it sleeps, and without the
-rest the previous peer's workers take a core from a 2-thread epoch (on the development machine: cbp's
-2-thread mnist epoch twice as long right after the NumPy peer's). A peer that is not
-installed is skipped with a note.
+rest the previous peer's workers take a core from a 2-thread epoch (on the
+development machine: cbp's 2-thread mnist epoch twice as long right after the NumPy
+peer's). A peer that is not installed is skipped with a note.
 
 An epoch of ``wide`` holds 16,384 samples, but it is timed on 4,096 (16 batches
 of 256) and scaled by 4 to keep the run short: its batches all cost the same,
