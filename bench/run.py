@@ -59,7 +59,7 @@ each configuration in a fresh subprocess, and checks the project's targets.
 
 Usage::
 
-    python bench/run.py                      # everything: 10 to 20 minutes
+    python bench/run.py                      # everything: 15 to 25 minutes
     python bench/run.py --quick              # under two minutes
     python bench/run.py --configs tiny,mnist --dtype float32 --threads 1
 
@@ -80,12 +80,14 @@ gemm time was lost in the noise of the Python calls it was measured through.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -646,6 +648,20 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _no_repeats(items, text, what):
+    repeated = sorted({str(item) for item in items if items.count(item) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"{what} {', '.join(repeated)} given more than once in {text!r}")
+
+
 def _names(allowed, what):
     """An argparse type: a comma-separated subset of ``allowed``, in order."""
     def parse(text):
@@ -657,6 +673,7 @@ def _names(allowed, what):
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(map(repr, unknown))}; "
                 f"choose from {', '.join(allowed)}")
+        _no_repeats(names, text, what)
         return names
     return parse
 
@@ -664,6 +681,7 @@ def _names(allowed, what):
 def _thread_counts(text):
     """An argparse type: a comma-separated list of positive thread counts."""
     counts = []
+    cores = _usable_cores()
     for item in (t.strip() for t in text.split(",") if t.strip()):
         try:
             count = int(item)
@@ -673,12 +691,14 @@ def _thread_counts(text):
             where = "" if item == text.strip() else f" in {text!r}"
             raise argparse.ArgumentTypeError(
                 f"{item!r}{where} is not a positive whole number of threads")
-        if count > (os.cpu_count() or 1):
+        if count > cores:
             raise argparse.ArgumentTypeError(
-                f"{count} threads is more than this machine's {os.cpu_count()} cores")
+                f"{count} threads is more than the {cores} cores this process "
+                "may use")
         counts.append(count)
     if not counts:
         raise argparse.ArgumentTypeError(f"no thread count given in {text!r}")
+    _no_repeats(counts, text, "thread count")
     return counts
 
 
@@ -692,30 +712,78 @@ def _positive_int(text):
     return value
 
 
+# scikit-learn's random_state, the tightest of the peers' seeds.
+MAX_SEED = 2**32 - 1
+
+
 def _seed(text):
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from 0 to {MAX_SEED}")
     return value
 
 
-def _check_writable(parser, option, path):
-    """Fail before the run, not after it, when a report cannot be written."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path):
-        parser.error(f"{option} {path!r} is a directory; expected a file name")
+def _report_path(parser, option, path):
+    """Resolve where a report goes; fail now, not after the run, if it cannot.
+
+    Nothing is created: the deepest existing folder on the way must take a new
+    file, and an existing report must be a regular file that can be written.
+    """
+    if not path.strip():
+        parser.error(f"{option} {path!r} is blank; give a file name, or '' for "
+                     "no report")
+    if path.endswith(("/", os.sep)):
+        parser.error(f"{option} {path!r} names a folder; expected a file name")
+    resolved = os.path.realpath(path)
+    if os.path.isdir(resolved):
+        parser.error(f"{option} {path!r} is a folder; expected a file name")
+    if os.path.exists(resolved):
+        if not os.path.isfile(resolved):
+            parser.error(f"{option} {path!r} is not a regular file")
+        if not os.access(resolved, os.W_OK):
+            parser.error(f"{option} {path!r} cannot be written: permission denied")
+        return resolved
+    folder = os.path.dirname(resolved)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path!r} cannot be written: {folder!r} is a file, "
+                     "not a folder")
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        existed = os.path.exists(path)
-        with open(path, "a"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".cbp-bench-"):
             pass
-        if not existed:
-            os.remove(path)
     except OSError as error:
-        parser.error(f"{option} {path!r} cannot be written: {error.strerror}")
+        parser.error(f"{option} {path!r} cannot be written: no new file can be "
+                     f"made in {folder!r} ({error.strerror})")
+    return resolved
+
+
+def _write_report(path, write):
+    """Write a report through a file beside it, so a failed write keeps the old."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    suffix = os.path.splitext(path)[1]
+    handle, scratch = tempfile.mkstemp(dir=folder, prefix=".cbp-bench-",
+                                       suffix=suffix)
+    os.close(handle)
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o777
+    else:
+        # mkstemp makes the file private; a report gets the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        write(scratch)
+        os.chmod(scratch, mode)
+        os.replace(scratch, path)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
 
 
 def parse_args(argv):
@@ -725,7 +793,8 @@ def parse_args(argv):
                              "unless given: under two minutes")
     parser.add_argument("--configs", type=_names(tuple(CONFIGS), "config"),
                         default=list(CONFIGS),
-                        help="comma-separated subset of " + ", ".join(CONFIGS))
+                        help="comma-separated subset of " + ", ".join(CONFIGS)
+                             + " (default: all)")
     parser.add_argument("--dtype", type=_names(("float32", "float64"), "dtype"),
                         default=None,
                         help="float32, float64 or both (comma-separated); default "
@@ -734,26 +803,39 @@ def parse_args(argv):
                         help="comma-separated thread counts, e.g. 1 or 1,2; default "
                              "1,2, 1 with --quick")
     parser.add_argument("--peers", type=_names(PEERS, "peer"), default=list(PEERS),
-                        help="comma-separated subset of " + ", ".join(PEERS))
+                        help="comma-separated subset of " + ", ".join(PEERS)
+                             + " (default: all that are installed)")
     parser.add_argument("--repeats", type=_positive_int, default=None,
                         help="timed epochs per peer (median); default 5, "
                              "3 with --quick")
     parser.add_argument("--seed", type=_seed, default=0,
-                        help="seed of the random data and of the shuffles")
+                        help="seed of the random data and of the shuffles "
+                             "(default: 0)")
     parser.add_argument("--no-rss", action="store_true",
                         help="skip the peak-memory subprocesses")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"),
-                        help="where to write the report as JSON; '' for nowhere")
+                        help="where to write the report as JSON; '' for nowhere "
+                             "(default: bench/results/latest.json)")
     parser.add_argument("--png", default=os.path.join(HERE, "results", "latest.png"),
-                        help="where to write the bar chart; '' for nowhere")
+                        help="where to write the bar chart; '' for nowhere "
+                             "(default: bench/results/latest.png)")
     parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.png and not args.png.lower().endswith(".png"):
-        parser.error(f"--png {args.png!r} does not end in .png; the chart is a PNG")
-    if not args.rss_child:
-        for option, path in (("--json", args.json), ("--png", args.png)):
-            if path:
-                _check_writable(parser, option, path)
+    if args.rss_child:
+        return args
+    if args.png:
+        if not args.png.lower().endswith(".png"):
+            parser.error(f"--png {args.png!r} does not end in .png; the chart is a "
+                         "PNG")
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error("--png needs matplotlib, which is not installed "
+                         "(pip install \".[bench]\"); give --png '' for no chart")
+    for option in ("json", "png"):
+        if getattr(args, option):
+            setattr(args, option,
+                    _report_path(parser, "--" + option, getattr(args, option)))
+    if args.json and args.json == args.png:
+        parser.error(f"--json and --png are the same file {args.json!r}")
     return args
 
 
@@ -769,6 +851,8 @@ def main(argv=None):
     threads = args.threads or ([1] if args.quick else [1, 2])
     repeats = args.repeats or (3 if args.quick else 5)
     peers, notes = available_peers(args.peers)
+    if not peers:
+        raise SystemExit("nothing to time: " + "; ".join(notes))
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -833,17 +917,19 @@ def main(argv=None):
         print(f"note: {note}")
 
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(dict(machine=info, repeats=repeats, seconds_total=elapsed,
-                           results=rows, thread_scaling=scaling, rss=rss,
-                           notes=notes,
-                           targets=[dict(target=t, value=v, met=bool(m))
-                                    for t, v, m in targets]), f, indent=1)
+        report = dict(machine=info, repeats=repeats, seconds_total=elapsed,
+                      results=rows, thread_scaling=scaling, rss=rss, notes=notes,
+                      targets=[dict(target=t, value=v, met=bool(m))
+                               for t, v, m in targets])
+
+        def write_json(path):
+            with open(path, "w") as f:
+                json.dump(report, f, indent=1)
+
+        _write_report(args.json, write_json)
         log(f"wrote {args.json}")
     if args.png and rows:
-        os.makedirs(os.path.dirname(os.path.abspath(args.png)), exist_ok=True)
-        plot(rows, args.png)
+        _write_report(args.png, lambda path: plot(rows, path))
         log(f"wrote {args.png}")
     return 0
 

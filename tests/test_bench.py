@@ -154,6 +154,12 @@ def test_a_short_run_writes_its_report(tmp_path, capsys, monkeypatch):
     (["--peers", "jax"], "--peers"),
     (["--peers", ""], "--peers"),
     (["--png", "chart.svg"], "--png"),
+    (["--threads", "1,1"], "--threads"),
+    (["--configs", "tiny,tiny"], "--configs"),
+    (["--seed", str(2**32)], "--seed"),
+    (["--json", " "], "--json"),
+    (["--json", "reports/"], "--json"),
+    (["--json", "same.png", "--png", "same.png"], "--png"),
 ])
 def test_bad_arguments_stop_before_any_timing(argv, named, capsys):
     with pytest.raises(SystemExit) as stopped:
@@ -176,11 +182,55 @@ def test_unwritable_report_paths_stop_before_any_timing(tmp_path, capsys):
     assert a_file.read_text() == ""
 
 
-def test_checking_a_report_path_leaves_no_file_behind(tmp_path):
-    report = tmp_path / "new" / "report.json"
+def test_checking_a_report_path_leaves_nothing_behind(tmp_path):
+    report = tmp_path / "new" / "deeper" / "report.json"
     args = run.parse_args(["--json", str(report), "--png", ""])
-    assert args.json == str(report)
-    assert not report.exists()
+    assert args.json == os.path.realpath(report)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32",
+                    reason="needs symbolic links")
+def test_a_link_to_a_report_not_yet_written_is_kept(tmp_path):
+    link = tmp_path / "latest.json"
+    link.symlink_to(tmp_path / "runs" / "today.json")
+    with pytest.raises(SystemExit):
+        run.parse_args(["--json", str(link), "--png", "chart.svg"])
+    args = run.parse_args(["--json", str(link), "--png", ""])
+    assert args.json == str(tmp_path / "runs" / "today.json")
+    assert link.is_symlink() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_report_must_be_a_regular_file(capsys):
+    with pytest.raises(SystemExit):
+        run.parse_args(["--json", "/dev/null", "--png", ""])
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_failed_write_keeps_the_previous_report(tmp_path):
+    report = tmp_path / "latest.json"
+    report.write_text("previous")
+
+    def fail(path):
+        with open(path, "w") as f:
+            f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        run._write_report(str(report), fail)
+    assert report.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.json"]
+
+    def write_new(path):
+        with open(path, "w") as f:
+            f.write("new")
+
+    report.chmod(0o640)
+    run._write_report(str(report), write_new)
+    assert report.read_text() == "new"
+    if sys.platform != "win32":
+        assert report.stat().st_mode & 0o777 == 0o640
 
 
 def test_lists_are_parsed_in_order():
