@@ -622,7 +622,7 @@ def format_rss(items):
     return "\n".join(lines)
 
 
-def plot(rows, path):
+def plot(rows, target):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -644,7 +644,7 @@ def plot(rows, path):
     ax.set_title("One training epoch, SGD with momentum (median)")
     ax.legend(ncol=len(peers), fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(target, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -678,38 +678,34 @@ def _names(allowed, what):
     return parse
 
 
+def _whole_number(text, low, high, what, why=""):
+    """``text`` as an int from ``low`` to ``high``, or an argparse error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} {bounds}{why}")
+    return value
+
+
 def _thread_counts(text):
-    """An argparse type: a comma-separated list of positive thread counts."""
-    counts = []
-    cores = _usable_cores()
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        try:
-            count = int(item)
-        except ValueError:
-            count = 0
-        if count < 1:
-            where = "" if item == text.strip() else f" in {text!r}"
-            raise argparse.ArgumentTypeError(
-                f"{item!r}{where} is not a positive whole number of threads")
-        if count > cores:
-            raise argparse.ArgumentTypeError(
-                f"{count} threads is more than the {cores} cores this process "
-                "may use")
-        counts.append(count)
-    if not counts:
+    """An argparse type: a comma-separated list of thread counts."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
         raise argparse.ArgumentTypeError(f"no thread count given in {text!r}")
+    # More threads than cores would time the scheduler, not the library.
+    cores = _usable_cores()
+    counts = [_whole_number(item, 1, cores, "a thread count",
+                            f" (this process may use {cores} cores)")
+              for item in items]
     _no_repeats(counts, text, "thread count")
     return counts
 
 
 def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
+    return _whole_number(text, 1, None, "a whole number")
 
 
 # scikit-learn's random_state, the tightest of the peers' seeds.
@@ -717,14 +713,7 @@ MAX_SEED = 2**32 - 1
 
 
 def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number from 0 to {MAX_SEED}")
-    return value
+    return _whole_number(text, 0, MAX_SEED, "a whole number")
 
 
 def _report_path(parser, option, path):
@@ -763,27 +752,11 @@ def _report_path(parser, option, path):
 
 
 def _write_report(path, write):
-    """Write a report through a file beside it, so a failed write keeps the old."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    handle, scratch = tempfile.mkstemp(dir=folder, prefix=".cbp-bench-",
-                                       suffix=suffix)
-    os.close(handle)
-    if os.path.exists(path):
-        mode = os.stat(path).st_mode & 0o777
-    else:
-        # mkstemp makes the file private; a report gets the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        write(scratch)
-        os.chmod(scratch, mode)
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
+    """Write a report with ``write(binary_file)``; a failed write keeps the old one."""
+    from cbp._atomic_write import write_atomically
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomically(path, write, action="write the report to")
 
 
 def parse_args(argv):
@@ -922,14 +895,11 @@ def main(argv=None):
                       targets=[dict(target=t, value=v, met=bool(m))
                                for t, v, m in targets])
 
-        def write_json(path):
-            with open(path, "w") as f:
-                json.dump(report, f, indent=1)
-
-        _write_report(args.json, write_json)
+        _write_report(args.json, lambda f: f.write(
+            json.dumps(report, indent=1).encode("utf-8")))
         log(f"wrote {args.json}")
     if args.png and rows:
-        _write_report(args.png, lambda path: plot(rows, path))
+        _write_report(args.png, lambda f: plot(rows, f))
         log(f"wrote {args.png}")
     return 0
 

@@ -212,9 +212,8 @@ def test_a_failed_write_keeps_the_previous_report(tmp_path):
     report = tmp_path / "latest.json"
     report.write_text("previous")
 
-    def fail(path):
-        with open(path, "w") as f:
-            f.write("half")
+    def fail(handle):
+        handle.write(b"half")
         raise OSError("disk full")
 
     with pytest.raises(OSError):
@@ -222,9 +221,8 @@ def test_a_failed_write_keeps_the_previous_report(tmp_path):
     assert report.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["latest.json"]
 
-    def write_new(path):
-        with open(path, "w") as f:
-            f.write("new")
+    def write_new(handle):
+        handle.write(b"new")
 
     report.chmod(0o640)
     run._write_report(str(report), write_new)

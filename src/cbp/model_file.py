@@ -16,17 +16,16 @@ never executes anything from the file and checks every part of it; any problem
 with the content raises :class:`ModelFileError`.
 """
 
-import errno
 import json
 import math
 import numbers
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from cbp._atomic_write import write_atomically
 from cbp.network import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Network
 
 FORMAT_NAME = "cbp-model"
@@ -211,15 +210,6 @@ def save_network(path, network, trainer=None, optimizer=None, metadata=None):
     TypeError
         When ``metadata`` cannot be written as JSON.
     """
-    path = os.fspath(path)
-    # Write through a symbolic link to the file it names, and never rename over
-    # something that is not a regular file (a device, a FIFO, a directory).
-    target = os.path.realpath(path)
-    if os.path.lexists(target) and not os.path.isfile(target):
-        raise OSError(
-            errno.EEXIST,
-            f"cannot save the model to {path!r}: it exists and is not a regular file",
-        )
     text, buffers = _document(network, trainer, optimizer, metadata)
     arrays = {
         PARAMS: network.params,
@@ -227,57 +217,8 @@ def save_network(path, network, trainer=None, optimizer=None, metadata=None):
     }
     if buffers is not None:
         arrays[OPTIMIZER_STATE] = buffers
-    directory = os.path.dirname(target)
-    try:
-        fd, tmp_path = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-        )
-    except OSError as error:
-        raise OSError(
-            error.errno, f"cannot save the model to {path!r}: {error.strerror}"
-        ) from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp makes the file readable by its owner only; give the model
-            # file the permissions any other new file would get.
-            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
-    except BaseException as error:
-        # Also on KeyboardInterrupt: no half-written temporary file stays behind.
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise OSError(
-                error.errno,
-                f"cannot save the model to {path!r}: {error.strerror or error}",
-            ) from error
-        raise
-    _sync_directory(directory)
-
-
-def _current_umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _sync_directory(directory):
-    """Make the rename itself durable, where the platform allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(path, lambda handle: np.savez(handle, **arrays),
+                     action="save the model to")
 
 
 # -- loading -------------------------------------------------------------------
